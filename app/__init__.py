@@ -1,0 +1,5 @@
+"""pgrag: retrieval-augmented generation on PostgreSQL + pgvector. Start with ``KnowledgeBase.open()``."""
+
+from app.kb import Answer, KnowledgeBase
+
+__all__ = ["Answer", "KnowledgeBase"]

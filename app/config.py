@@ -1,0 +1,98 @@
+"""The one configuration object: environment variables (``PGRAG_*``, ``DATABASE_URL``) over ``pgrag.toml``."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+SearchMode = Literal["dense", "lexical", "hybrid"]
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and trained models live.
+
+    As root the embedded server runs as an unprivileged system user that must traverse every parent folder of
+    its data dir; rather than opening up /root, root gets the conventional system location /var/lib/pgrag.
+    """
+    if os.name != "nt" and os.geteuid() == 0:
+        return Path("/var/lib/pgrag")
+    return Path(platformdirs.user_data_dir("pgrag"))
+
+
+class Settings(BaseSettings):
+    """Every knob pgrag has. Provider specs are ``provider:model`` strings, so swapping needs no code change."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PGRAG_",
+        toml_file=os.environ.get("PGRAG_CONFIG", "pgrag.toml"),
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PGRAG_DATABASE_URL", "database_url"),
+        description="Any PostgreSQL with pgvector; unset starts the embedded server in data_dir.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    allow_downloads: bool = Field(False, description="Let model libraries reach model hubs (off: offline).")
+
+    embeddings: str = "huggingface:sentence-transformers/all-MiniLM-L6-v2"
+    chat_model: str = "llamacpp:smollm2"
+    reranker: str = Field(
+        "auto",
+        description=(
+            "huggingface:<name-or-path>, none, or auto: the hub model cross-encoder/ms-marco-MiniLM-L-6-v2 when "
+            "it is in the local model cache, else the reranker trained by `pgrag train-reranker` into "
+            "data_dir/models/reranker, else no reranking."
+        ),
+    )
+
+    collection: str = "default"
+    chunk_size: int = Field(1000, gt=50, description="Maximum characters per chunk.")
+    chunk_overlap: int = Field(150, ge=0)
+    embed_batch_size: int = Field(32, gt=0)
+
+    mode: SearchMode = "hybrid"
+    top_k: int = Field(5, gt=0, description="Results returned by search and passed to the answer.")
+    candidates: int = Field(50, gt=0, description="Rows each leg of hybrid search contributes before fusion.")
+    rrf_k: float = Field(60.0, gt=0)
+    dense_weight: float = Field(1.0, ge=0)
+    lexical_weight: float = Field(1.0, ge=0)
+    bm25_k1: float = Field(0.9, gt=0)
+    bm25_b: float = Field(0.4, ge=0, le=1)
+    rerank_candidates: int = Field(20, gt=0, description="Fused candidates the cross-encoder rescores.")
+
+    temperature: float = 0.1
+    max_tokens: int = Field(200, gt=0)
+    context_window: int = Field(2048, gt=256, description="Context length for local llama.cpp models.")
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,68 @@
+"""Engine creation and schema versioning: which server to talk to, and whether its schema is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+import migrations
+from app.config import Settings
+from app.db import embedded
+
+MIGRATIONS_DIR = Path(migrations.__file__).parent
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database schema is behind this version of pgrag."""
+
+
+def database_url(settings: Settings) -> str:
+    """``DATABASE_URL`` when set (driver normalised to psycopg 3), else the embedded server's URL."""
+    if settings.database_url:
+        url = sa.engine.make_url(settings.database_url)
+        if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    return embedded.start(settings.pgdata)
+
+
+def create_engine(settings: Settings) -> sa.Engine:
+    return sa.create_engine(database_url(settings), pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    command.downgrade(alembic_config(engine.url.render_as_string(hide_password=False)), revision)
+
+
+def is_current(engine: sa.Engine) -> bool:
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def ensure_schema(engine: sa.Engine, settings: Settings) -> None:
+    """Migrate the embedded database (pgrag owns it); for an external one, ask for the explicit step."""
+    if is_current(engine):
+        return
+    if settings.database_url:
+        raise SchemaOutOfDate(
+            "The database schema is not at the version this pgrag needs. Run `pgrag db upgrade` "
+            "(alembic upgrade head) against DATABASE_URL first."
+        )
+    upgrade(engine)

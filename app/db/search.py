@@ -1,0 +1,173 @@
+"""The SQL of search: one statement that runs the dense leg (HNSW), the lexical leg (BM25 over the GIN index)
+and fuses them with weighted reciprocal rank fusion.
+
+Postgres has no BM25 and ``ts_rank`` has no IDF, so BM25 is computed here from the document frequencies and
+lengths that the chunks triggers keep current (see migrations/versions/0001_initial.py). A mode that leaves a
+leg out swaps it for an empty relation, so every mode runs through the same statement shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.config import SearchMode
+from app.db.models import TEXT_SEARCH_CONFIG
+from app.db.spaces import Space
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    mode: SearchMode = "hybrid"
+    k: int = 5
+    candidates: int = 50
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
+    filter: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    document_id: int
+    source: str
+    ordinal: int
+    content: str
+    metadata: dict[str, Any]
+    score: float
+    scores: dict[str, float | int | None] = field(default_factory=dict)
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """pgvector's text form, bound as a parameter and cast in SQL."""
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+_DENSE = """
+dense AS (
+  SELECT chunk_id, 1 - distance AS score, row_number() OVER (ORDER BY distance) AS rank
+  FROM (
+    SELECT e.chunk_id, e.embedding::{cast} <=> CAST(:query_vector AS {cast}) AS distance
+    FROM chunk_embeddings e {filter_join}
+    WHERE e.space_id = :space_id {filter}
+    ORDER BY distance
+    LIMIT :candidates
+  ) nearest
+)"""
+
+_LEXICAL = """
+stats AS (
+  SELECT chunk_count::float8 AS n, token_count::float8 / greatest(chunk_count, 1) AS avgdl
+  FROM collections WHERE id = :collection_id
+),
+terms AS (
+  SELECT s.lexeme, ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
+  FROM lexeme_stats s, stats
+  WHERE s.collection_id = :collection_id
+    AND s.lexeme = ANY (tsvector_to_array(to_tsvector('{config}'::regconfig, :query_text)))
+),
+lexical AS (
+  SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
+  FROM (
+    SELECT c.id AS chunk_id,
+           sum(t.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
+    FROM chunks c
+    CROSS JOIN stats
+    CROSS JOIN LATERAL (SELECT lexeme, coalesce(array_length(positions, 1), 1) AS tf FROM unnest(c.tsv)) u
+    JOIN terms t ON t.lexeme = u.lexeme
+    WHERE c.collection_id = :collection_id AND c.tsv @@ pgrag_or_query(:query_text) {filter}
+    GROUP BY c.id
+    ORDER BY score DESC, c.id
+    LIMIT :candidates
+  ) best
+)"""
+
+_EMPTY_LEG = "{name} AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS score, NULL::bigint AS rank WHERE false)"
+
+_FUSE = """
+fused AS (
+  SELECT coalesce(d.chunk_id, l.chunk_id) AS chunk_id,
+         d.rank AS dense_rank, d.score AS dense_score, l.rank AS lexical_rank, l.score AS lexical_score,
+         coalesce(CAST(:dense_weight AS float8) / (:rrf_k + d.rank), 0)
+           + coalesce(CAST(:lexical_weight AS float8) / (:rrf_k + l.rank), 0) AS score
+  FROM dense d FULL OUTER JOIN lexical l ON l.chunk_id = d.chunk_id
+)
+SELECT f.*, c.document_id, c.ordinal, c.content, c.metadata, doc.source
+FROM fused f
+JOIN chunks c ON c.id = f.chunk_id
+JOIN documents doc ON doc.id = c.document_id
+ORDER BY f.score DESC, f.chunk_id
+LIMIT :k"""
+
+
+def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
+    """The statement for a mode; distinct modes get distinct SQL text, so prepared plans never mix."""
+    chunk_filter = "AND c.metadata @> CAST(:filter AS jsonb)" if filtered else ""
+    dense = (
+        _DENSE.format(
+            cast=space.vector_cast,
+            filter_join="JOIN chunks c ON c.id = e.chunk_id" if filtered else "",
+            filter=chunk_filter,
+        )
+        if mode in ("dense", "hybrid")
+        else _EMPTY_LEG.format(name="dense")
+    )
+    lexical = (
+        _LEXICAL.format(config=TEXT_SEARCH_CONFIG, filter=chunk_filter)
+        if mode in ("lexical", "hybrid")
+        else _EMPTY_LEG.format(name="lexical")
+    )
+    return "WITH " + dense + ",\n" + lexical + ",\n" + _FUSE
+
+
+def search(
+    conn: sa.Connection,
+    space: Space,
+    query_text: str,
+    query_vector: Sequence[float] | None,
+    params: SearchParams,
+) -> list[Hit]:
+    if params.mode != "lexical" and query_vector is None:
+        raise ValueError(f"{params.mode} search needs a query vector")
+    filtered = bool(params.filter)
+    # ef_search must cover the leg's LIMIT; with a filter, keep scanning until enough rows pass it.
+    conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(40, params.candidates))})
+    if filtered:
+        conn.execute(sa.text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
+    rows = conn.execute(
+        sa.text(search_sql(params.mode, space, filtered)),
+        {
+            "collection_id": space.collection_id,
+            "space_id": space.id,
+            "query_text": query_text,
+            "query_vector": vector_literal(query_vector) if query_vector is not None else None,
+            "candidates": params.candidates,
+            "k": params.k,
+            "rrf_k": params.rrf_k,
+            "dense_weight": params.dense_weight,
+            "lexical_weight": params.lexical_weight,
+            "k1": params.bm25_k1,
+            "b": params.bm25_b,
+            "filter": json.dumps(params.filter) if filtered else None,
+        },
+    ).mappings()
+    return [
+        Hit(
+            chunk_id=row["chunk_id"],
+            document_id=row["document_id"],
+            source=row["source"],
+            ordinal=row["ordinal"],
+            content=row["content"],
+            metadata=row["metadata"],
+            score=row["score"],
+            scores={key: row[key] for key in ("dense_rank", "dense_score", "lexical_rank", "lexical_score")},
+        )
+        for row in rows
+    ]

@@ -1,0 +1,81 @@
+"""Writes and bookkeeping: documents replaced whole in one transaction, chunks and vectors bulk-loaded with COPY."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.db.models import chunks, collections, documents
+from app.db.search import vector_literal
+from app.ingest.splitting import Chunk
+
+
+def existing_hashes(conn: sa.Connection, collection_id: int) -> dict[str, str]:
+    rows = conn.execute(
+        sa.select(documents.c.source, documents.c.content_hash).where(documents.c.collection_id == collection_id)
+    )
+    return dict(rows.all())
+
+
+def replace_document(
+    conn: sa.Connection,
+    collection_id: int,
+    space_id: int,
+    source: str,
+    content_hash: str,
+    metadata: dict[str, Any],
+    doc_chunks: Sequence[Chunk],
+    vectors: Sequence[Sequence[float]],
+) -> int:
+    """Replace the document at ``source`` with new chunks and vectors. Call inside a transaction: readers see
+    the old version or the new one, never a mix, and a crash leaves the old one."""
+    delete_document(conn, collection_id, source)
+    document_id = conn.execute(
+        documents.insert()
+        .values(collection_id=collection_id, source=source, content_hash=content_hash, metadata=metadata)
+        .returning(documents.c.id)
+    ).scalar_one()
+    chunk_ids = conn.execute(
+        sa.text("SELECT nextval(pg_get_serial_sequence('chunks', 'id')) FROM generate_series(1, :n)"),
+        {"n": len(doc_chunks)},
+    ).scalars().all()
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy("COPY chunks (id, document_id, collection_id, ordinal, content, metadata) FROM STDIN") as copy:
+        for ordinal, (chunk_id, chunk) in enumerate(zip(chunk_ids, doc_chunks, strict=True)):
+            copy.write_row((chunk_id, document_id, collection_id, ordinal, chunk.text,
+                            json.dumps({**metadata, **chunk.metadata})))
+    with cursor.copy("COPY chunk_embeddings (space_id, chunk_id, embedding) FROM STDIN") as copy:
+        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
+            copy.write_row((space_id, chunk_id, vector_literal(vector)))
+    return document_id
+
+
+def delete_document(conn: sa.Connection, collection_id: int, source: str) -> bool:
+    deleted = conn.execute(
+        documents.delete().where(documents.c.collection_id == collection_id, documents.c.source == source)
+    )
+    return deleted.rowcount > 0
+
+
+def list_collections(conn: sa.Connection) -> list[dict[str, Any]]:
+    document_count = (
+        sa.select(sa.func.count()).where(documents.c.collection_id == collections.c.id).scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(collections.c.name, collections.c.chunk_count, document_count.label("documents"))
+        .order_by(collections.c.name)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def list_documents(conn: sa.Connection, collection_id: int) -> list[dict[str, Any]]:
+    chunk_count = sa.select(sa.func.count()).where(chunks.c.document_id == documents.c.id).scalar_subquery()
+    rows = conn.execute(
+        sa.select(documents.c.source, documents.c.updated_at, chunk_count.label("chunks"))
+        .where(documents.c.collection_id == collection_id)
+        .order_by(documents.c.source)
+    ).mappings()
+    return [dict(row) for row in rows]

@@ -1,0 +1,113 @@
+"""The ingest pipeline: load → split → skip unchanged → embed in large batches → write each document atomically.
+
+Embedding dominates the cost, so documents are grouped until a batch fills and embedded in one call; each
+document is then written in its own transaction so a crash never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from app.ingest.loaders import LoadedFile, UnusableFile
+from app.ingest.splitting import Chunk, Splitter
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def items_done(self) -> int:
+        return len(self.added) + len(self.updated) + len(self.unchanged) + len(self.failed)
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class PreparedDocument:
+    source: str
+    content_hash: str
+    metadata: dict[str, Any]
+    chunks: list[Chunk]
+
+
+# A loader thunk per item, so a failure in one is caught, reported and skipped without touching the others.
+LoadItem = tuple[str, Callable[[], LoadedFile]]
+WriteDocument = Callable[[PreparedDocument, list[list[float]]], None]
+
+
+def content_hash(loaded: LoadedFile, splitter: Splitter) -> str:
+    """Changes when the bytes or the chunking settings change, so either re-chunks the document."""
+    return hashlib.sha256(loaded.raw + splitter.fingerprint.encode()).hexdigest()
+
+
+def prepare(items: Iterable[LoadItem], splitter: Splitter, known: dict[str, str], report: IngestReport,
+            on_progress: Callable[[IngestReport], None]) -> Iterator[PreparedDocument]:
+    seen: set[str] = set()
+    for name, load in items:
+        try:
+            loaded = load()
+            if loaded.source in seen:
+                continue
+            seen.add(loaded.source)
+            digest = content_hash(loaded, splitter)
+            if known.get(loaded.source) == digest:
+                report.unchanged.append(loaded.source)
+                on_progress(report)
+                continue
+            doc_chunks = splitter.split(loaded.sections, loaded.kind)
+            if not doc_chunks:
+                raise UnusableFile("no text left after splitting")
+            yield PreparedDocument(loaded.source, digest, loaded.metadata, doc_chunks)
+        except Exception as exc:  # noqa: BLE001 - any failure of one file is reported, never fatal to the run
+            reason = str(exc) if isinstance(exc, UnusableFile) else f"could not be read ({type(exc).__name__}: {exc})"
+            report.failed.append((name, reason))
+            on_progress(report)
+
+
+def run(
+    items: Iterable[LoadItem],
+    *,
+    splitter: Splitter,
+    embeddings: Embeddings,
+    known: dict[str, str],
+    write: WriteDocument,
+    batch_chunks: int,
+    on_progress: Callable[[IngestReport], None] = lambda report: None,
+) -> IngestReport:
+    report = IngestReport()
+    started = time.perf_counter()
+    pending: list[PreparedDocument] = []
+
+    def flush() -> None:
+        vectors = embeddings.embed_documents([chunk.text for doc in pending for chunk in doc.chunks])
+        offset = 0
+        for doc in pending:
+            write(doc, vectors[offset:offset + len(doc.chunks)])
+            offset += len(doc.chunks)
+            (report.updated if doc.source in known else report.added).append(doc.source)
+            report.chunks += len(doc.chunks)
+            on_progress(report)
+        pending.clear()
+
+    for doc in prepare(items, splitter, known, report, on_progress):
+        pending.append(doc)
+        if sum(len(d.chunks) for d in pending) >= batch_chunks:
+            flush()
+    if pending:
+        flush()
+    report.seconds = time.perf_counter() - started
+    return report
