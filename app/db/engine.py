@@ -32,7 +32,14 @@ def database_url(settings: Settings) -> str:
 
 
 def create_engine(settings: Settings) -> sa.Engine:
+    """An engine on the configured server; pair with ``dispose`` so an embedded server can stop."""
     return sa.create_engine(database_url(settings), pool_pre_ping=True)
+
+
+def dispose(engine: sa.Engine, settings: Settings) -> None:
+    engine.dispose()
+    if not settings.database_url:
+        embedded.stop(settings.pgdata)
 
 
 def alembic_config(url: str) -> Config:

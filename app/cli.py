@@ -1,0 +1,240 @@
+"""The `pgrag` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.config import SearchMode, Settings
+
+app = typer.Typer(help="pgrag: ask questions of your documents, on PostgreSQL + pgvector.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database: migrations, psql.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+CollectionOption = Annotated[Optional[str], typer.Option("--collection", "-c", help="Collection (default: settings).")]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from app.db.engine import SchemaOutOfDate
+    from app.db.spaces import EmbeddingModelMismatch, UnknownCollection
+
+    return (SchemaOutOfDate, EmbeddingModelMismatch, UnknownCollection, ValueError, FileNotFoundError, RuntimeError)
+
+
+@contextmanager
+def knowledge_base(**overrides: Any) -> Iterator[Any]:
+    """Open the knowledge base for one command; user errors become one red line and exit code 1."""
+    from app.db.embedded import install_signal_handlers
+    from app.kb import KnowledgeBase
+
+    install_signal_handlers()
+    try:
+        with KnowledgeBase.open(**{k: v for k, v in overrides.items() if v is not None}) as kb:
+            yield kb
+    except _user_errors() as exc:
+        errors.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
+    collection: CollectionOption = None,
+    include: Annotated[Optional[list[str]], typer.Option(help="Glob of files to take, e.g. '*.md'.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of files to skip.")] = None,
+) -> None:
+    """Ingest .txt, .md, .html and .pdf files. Unchanged files are skipped; changed ones are replaced."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        errors.print(f"[red]Error:[/red] no such file or folder: {', '.join(missing)}")
+        raise typer.Exit(2)
+    with knowledge_base() as kb:
+        from app.ingest.loaders import discover
+
+        total = sum(1 for _ in discover(paths, include, exclude))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn())
+        with Progress(*columns, console=errors, transient=False) as progress:
+            task = progress.add_task("Ingesting", total=total, chunks=0)
+            report = kb.ingest(
+                paths, collection=collection, include=include, exclude=exclude,
+                on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.chunks),
+            )
+    for name, reason in report.failed:
+        errors.print(f"[yellow]Skipped[/yellow] {name}: {reason}")
+    console.print(
+        f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+        f"{len(report.failed)} failed; {report.chunks} chunks in {report.seconds:.1f}s "
+        f"({report.chunks_per_second:.1f} chunks/s)"
+    )
+
+
+@app.command()
+def delete(source: Annotated[str, typer.Argument(help="The document's source (its path).")],
+           collection: CollectionOption = None) -> None:
+    """Delete a document and its chunks."""
+    with knowledge_base() as kb:
+        if not kb.delete(source, collection=collection):
+            errors.print(f"[red]Error:[/red] no document {source!r} in the collection")
+            raise typer.Exit(1)
+    console.print(f"Deleted {source}")
+
+
+@app.command()
+def search(
+    query: str,
+    k: Annotated[Optional[int], typer.Option("-k", help="Number of results.")] = None,
+    mode: Annotated[Optional[SearchMode], typer.Option(help="dense, lexical or hybrid.")] = None,
+    collection: CollectionOption = None,
+    filter: Annotated[Optional[str], typer.Option(help='Metadata filter as JSON, e.g. \'{"type": "pdf"}\'.')] = None,
+    rerank: Annotated[bool, typer.Option(help="Rerank with the configured cross-encoder.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Semantic search without an LLM: hybrid retrieval, then reranking."""
+    metadata_filter = _parse_filter(filter)
+    with knowledge_base() as kb:
+        docs = kb.search(query, k=k, mode=mode, collection=collection, filter=metadata_filter, rerank=rerank)
+    if as_json:
+        print(json.dumps([{"content": d.page_content, **d.metadata} for d in docs], default=str, indent=2))
+        return
+    table = Table("#", "source", "chunk", "scores", "text", show_lines=True)
+    for number, doc in enumerate(docs, 1):
+        scores = ", ".join(f"{key}={value:.3g}" for key, value in doc.metadata["scores"].items() if value is not None)
+        table.add_row(str(number), doc.metadata["source"], str(doc.metadata["chunk_id"]), scores,
+                      " ".join(doc.page_content.split())[:300])
+    console.print(table if docs else "No results.")
+
+
+@app.command()
+def ask(question: str, collection: CollectionOption = None,
+        k: Annotated[Optional[int], typer.Option("-k", help="Sources given to the model.")] = None) -> None:
+    """Answer a question from the knowledge base, streaming the answer, then list the cited sources."""
+    with knowledge_base() as kb:
+        result: dict[str, Any] = {}
+        for chunk in kb.answer_chain(collection=collection, k=k).stream({"question": question}):
+            if isinstance(chunk.get("answer"), str):
+                console.print(chunk["answer"], end="", highlight=False, markup=False)
+            result.update({key: value for key, value in chunk.items() if key != "answer"})
+        console.print()
+    cited = {c["number"] for c in result.get("citations", [])}
+    for number, doc in enumerate(result.get("sources", []), 1):
+        marker = "[bold green]cited[/bold green]" if number in cited else "[dim]not cited[/dim]"
+        console.print(f"[{number}] {doc.metadata['source']} (chunk {doc.metadata['chunk_id']}) {marker}",
+                      highlight=False)
+
+
+@app.command()
+def collections() -> None:
+    """List collections with their document and chunk counts."""
+    with knowledge_base() as kb:
+        rows = kb.collections()
+    table = Table("collection", "documents", "chunks")
+    for row in rows:
+        table.add_row(row["name"], str(row["documents"]), str(row["chunk_count"]))
+    console.print(table)
+
+
+@app.command()
+def documents(collection: CollectionOption = None) -> None:
+    """List the documents of a collection."""
+    with knowledge_base() as kb:
+        rows = kb.documents(collection=collection)
+    table = Table("source", "chunks", "updated")
+    for row in rows:
+        table.add_row(row["source"], str(row["chunks"]), f"{row['updated_at']:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@app.command()
+def config() -> None:
+    """Show the effective settings, including what the reranker resolves to on this machine."""
+    from app.providers.reranker import resolve_reranker_spec
+
+    settings = Settings()
+    values = settings.model_dump(mode="json")
+    values["reranker"] = f"{settings.reranker} -> {resolve_reranker_spec(settings)}"
+    if values.get("database_url"):
+        values["database_url"] = "(set)"
+    for key, value in values.items():
+        console.print(f"[bold]{key}[/bold] = {value}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations (alembic upgrade)."""
+    _migrate("upgrade", revision)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")]) -> None:
+    """Revert migrations (alembic downgrade)."""
+    _migrate("downgrade", revision)
+
+
+def _migrate(direction: str, revision: str) -> None:
+    from app.db import embedded, engine
+
+    embedded.install_signal_handlers()
+    settings = Settings()
+    db = engine.create_engine(settings)
+    try:
+        getattr(engine, direction)(db, revision)
+    finally:
+        engine.dispose(db, settings)
+    console.print(f"Database {direction}d to {revision}.")
+
+
+@db_app.command("psql")
+def db_psql(args: Annotated[Optional[list[str]], typer.Argument(help="Extra psql arguments, e.g. -c 'SELECT 1'.")]
+            = None) -> None:
+    """Open psql on the database (the embedded server's own psql when DATABASE_URL is unset)."""
+    import shutil
+
+    from app.db import embedded, engine
+
+    embedded.install_signal_handlers()
+    settings = Settings()
+    db = engine.create_engine(settings)
+    url = db.url.set(drivername="postgresql")
+    psql = str(embedded.psql_path()) if not settings.database_url else (shutil.which("psql") or "")
+    if not psql:
+        errors.print("[red]Error:[/red] psql is not installed; install the PostgreSQL client.")
+        raise typer.Exit(1)
+    try:
+        code = subprocess.call([psql, url.render_as_string(hide_password=False), *(args or [])])
+    finally:
+        engine.dispose(db, settings)
+    raise typer.Exit(code)
+
+
+def _parse_filter(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--filter must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("--filter must be a JSON object, e.g. '{\"type\": \"pdf\"}'")
+    return value
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

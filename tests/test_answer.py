@@ -1,0 +1,46 @@
+"""The answer chain with the packaged SmolLM2 GGUF through llama.cpp."""
+
+import pytest
+from langchain_core.documents import Document
+
+from chains.answer import extract_citations
+
+FACTS = [
+    "The harbour ferry to Skerry Island leaves every hour from pier 4, from 7am to 9pm.",
+    "Tickets for the ferry are sold at the kiosk on pier 4 and cost six euros.",
+    "The island lighthouse was automated in 1987 and is open to visitors on Sundays.",
+]
+
+
+@pytest.fixture(scope="module")
+def ferry(kb):
+    kb.ingest_documents([Document(t, metadata={"source": f"ferry{i}.md"}) for i, t in enumerate(FACTS)],
+                        collection="ferry")
+    return "ferry"
+
+
+def test_ask_cites_stored_sources(kb, ferry):
+    answer = kb.ask("How often does the ferry to Skerry Island leave?", collection=ferry, k=3)
+    assert answer.answer.strip() and answer.citations
+    stored = {doc["source"] for doc in kb.documents(collection=ferry)}
+    for citation in answer.citations:
+        assert citation["source"] in stored
+        assert citation["source"] == answer.sources[citation["number"] - 1].metadata["source"]
+
+
+def test_answer_streams_in_pieces(kb, ferry):
+    pieces = [chunk["answer"] for chunk in kb.answer_chain(collection=ferry, k=2).stream({"question": "Ticket price?"})
+              if "answer" in chunk]
+    assert len(pieces) > 3
+
+
+def test_empty_collection_answers_without_the_model(kb, collection):
+    kb.ingest_documents([Document("placeholder", metadata={"source": "x"})], collection=collection)
+    kb.delete("x", collection=collection)
+    answer = kb.ask("anything?", collection=collection)
+    assert "no passages" in answer.answer and answer.citations == []
+
+
+def test_citations_out_of_range_are_ignored():
+    sources = [Document("a", metadata={"source": "a.md", "chunk_id": 1})]
+    assert extract_citations("x [1]. y [2]. z [1, 3].", sources) == [{"number": 1, "source": "a.md", "chunk_id": 1}]

@@ -1,0 +1,82 @@
+"""The `pgrag` CLI through Typer's runner and as real subprocesses, including clean shutdown on signals."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+from typer.testing import CliRunner
+
+from app.cli import app
+from conftest import fresh_dir, write_files
+
+runner = CliRunner()
+
+
+def pgrag(*args, env, timeout=300):
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_ingest_search_delete_via_runner(collection, tmp_path, cli_env, monkeypatch):
+    for key in ("PGRAG_DATA_DIR", "PGRAG_RERANKER"):
+        monkeypatch.setenv(key, cli_env[key])
+    folder = write_files(tmp_path / "docs", {"owls.md": "# Owls\n\nBarn owls hunt voles at dusk.\n",
+                                             "bad.txt": b"\xff\xfe\x00garbage"})
+    result = runner.invoke(app, ["ingest", str(folder), "-c", collection])
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.stdout and "1 failed" in result.stdout
+    assert "bad.txt" in result.stderr
+
+    result = runner.invoke(app, ["search", "what do barn owls eat", "-c", collection, "--json", "-k", "2"])
+    hits = json.loads(result.stdout)
+    assert hits[0]["source"].endswith("owls.md") and "voles" in hits[0]["content"]
+
+    assert runner.invoke(app, ["delete", str(folder / "owls.md"), "-c", collection]).exit_code == 0
+    missing = runner.invoke(app, ["delete", str(folder / "owls.md"), "-c", collection])
+    assert missing.exit_code == 1 and "no document" in missing.stderr
+
+
+def test_user_errors_are_one_line_not_a_traceback(cli_env):
+    result = pgrag("search", "x", "-c", "no_such_collection", env=cli_env)
+    assert result.returncode == 1 and "No collection named" in result.stderr and "Traceback" not in result.stderr
+    result = pgrag("search", "x", "--mode", "fuzzy", env=cli_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    result = pgrag("ingest", "/no/such/path", env=cli_env)
+    assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_ask_as_subprocess(collection, tmp_path, cli_env):
+    folder = write_files(tmp_path / "d", {"tea.txt": "Green tea is steeped at 80 degrees for two minutes.\n"})
+    assert pgrag("ingest", str(folder), "-c", collection, env=cli_env).returncode == 0
+    result = pgrag("ask", "How long is green tea steeped?", "-c", collection, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "[1]" in result.stdout and "tea.txt" in result.stdout and "cited" in result.stdout
+
+
+def postgres_running(pgdata) -> bool:
+    return any(
+        proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or [])
+        for proc in psutil.process_iter(["name", "cmdline"])
+    )
+
+
+def test_embedded_server_stops_on_sigterm_and_ctrl_c(cli_env):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        data_dir = fresh_dir("pgrag-signal-")
+        env = {**cli_env, "PGRAG_DATA_DIR": str(data_dir)}
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "db", "psql", "--", "-c", "SELECT pg_sleep(60)"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not postgres_running(data_dir / "pgdata") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert postgres_running(data_dir / "pgdata")
+        time.sleep(1)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while postgres_running(data_dir / "pgdata") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not postgres_running(data_dir / "pgdata"), f"server outlived {sig.name}"

@@ -1,0 +1,102 @@
+"""Ingest on the real database: idempotency, updates, deletes, bad files, and crash safety."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from app.ingest.loaders import load
+from app.ingest.splitting import Splitter
+from conftest import minimal_pdf, write_files
+
+GOOD = {
+    "guide.md": "# Guide\n\nThe harbour ferry leaves every hour.\n\n## Tickets\n\nTickets are sold at the pier kiosk.\n",
+    "notes.txt": "Lighthouse keepers logged the weather twice a day.\n",
+    "page.html": "<html><head><title>Museum</title><script>var x=1;</script></head><body><h1>Opening hours</h1>"
+                 "<p>The museum opens at nine.</p></body></html>",
+    "report.pdf": minimal_pdf("The quarterly report shows tidal energy output rising."),
+}
+
+
+def chunk_rows(kb, collection):
+    with kb.engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT d.source, count(c.id) AS chunks, count(e.chunk_id) AS vectors FROM documents d "
+            "JOIN collections col ON col.id = d.collection_id LEFT JOIN chunks c ON c.document_id = d.id "
+            "LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id WHERE col.name = :c GROUP BY d.source"
+        ), {"c": collection}).all()
+
+
+def test_ingest_is_idempotent_updates_and_deletes(kb, collection, tmp_path):
+    folder = write_files(tmp_path / "docs", GOOD)
+    first = kb.ingest([folder], collection=collection)
+    assert len(first.added) == 4 and not first.failed, first.failed
+    assert {Path(row.source).name for row in chunk_rows(kb, collection)} == set(GOOD)
+    assert all(row.chunks == row.vectors > 0 for row in chunk_rows(kb, collection))
+
+    again = kb.ingest([folder], collection=collection)
+    assert again.added == again.updated == [] and len(again.unchanged) == 4 and again.chunks == 0
+
+    (folder / "notes.txt").write_text("Lighthouse keepers now log the weather every hour.\n")
+    changed = kb.ingest([folder], collection=collection)
+    assert [Path(s).name for s in changed.updated] == ["notes.txt"] and len(changed.unchanged) == 3
+    hits = kb.search_hits("lighthouse weather log", collection=collection, mode="lexical", k=10)
+    assert [h.content for h in hits if "Lighthouse" in h.content] == ["Lighthouse keepers now log the weather every hour."]
+
+    assert kb.delete(str(folder / "notes.txt"), collection=collection)
+    assert not kb.delete(str(folder / "notes.txt"), collection=collection)
+    assert "notes.txt" not in {Path(row.source).name for row in chunk_rows(kb, collection)}
+
+
+def test_bad_files_are_reported_and_skipped(kb, collection, tmp_path):
+    folder = write_files(tmp_path / "mixed", {
+        **GOOD,
+        "binary.txt": b"\x00\x01\x02\x03binary",
+        "empty.md": b"   \n",
+        "latin1.txt": "caf\xe9 au lait".encode("latin-1"),
+        "broken.pdf": b"%PDF-1.4 this is not really a pdf",
+    })
+    report = kb.ingest([folder], collection=collection)
+    reasons = {Path(name).name: reason for name, reason in report.failed}
+    assert set(reasons) == {"binary.txt", "empty.md", "latin1.txt", "broken.pdf"}
+    assert "binary" in reasons["binary.txt"] and "empty" in reasons["empty.md"]
+    assert "UTF-8" in reasons["latin1.txt"] and "PDF" in reasons["broken.pdf"]
+    assert len(report.added) == len(GOOD)
+
+
+def test_html_and_pdf_text_is_searchable(kb, collection, tmp_path):
+    kb.ingest([write_files(tmp_path / "d", GOOD)], collection=collection)
+    html = kb.search_hits("museum opening hours", collection=collection, mode="lexical", k=1)[0]
+    assert "opens at nine" in html.content and "var x" not in html.content
+    assert html.metadata["title"] == "Museum" and html.metadata["headings"] == "Opening hours"
+    pdf = kb.search_hits("tidal energy", collection=collection, mode="lexical", k=1)[0]
+    assert pdf.source.endswith("report.pdf") and pdf.metadata["page"] == 1
+
+
+def test_crash_mid_ingest_leaves_only_whole_documents(kb, collection, tmp_path, cli_env):
+    paragraph = "Section {i}.{j}: the survey team measured river depth and flow at station {i} on day {j}. " * 6
+    files = {f"doc{i:02d}.txt": "\n\n".join(paragraph.format(i=i, j=j) for j in range(6)) for i in range(40)}
+    folder = write_files(tmp_path / "many", files)
+    env = {**cli_env, "PGRAG_EMBED_BATCH_SIZE": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest", str(folder), "-c", collection], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(chunk_rows(kb, collection)) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    splitter = Splitter(kb.settings.chunk_size, kb.settings.chunk_overlap)
+    rows = chunk_rows(kb, collection)
+    assert 3 <= len(rows) < len(files), "the kill should land mid-ingest"
+    for row in rows:
+        loaded = load(Path(row.source))
+        assert row.chunks == row.vectors == len(splitter.split(loaded.sections, loaded.kind)), row.source
+
+    resumed = kb.ingest([folder], collection=collection)
+    assert len(resumed.unchanged) == len(rows) and len(resumed.added) == len(files) - len(rows)

@@ -1,0 +1,106 @@
+"""Retrieval on the real database and the packaged embedding model: each leg, fusion, filters, BM25 statistics."""
+
+import math
+
+import pytest
+import sqlalchemy as sa
+from langchain_core.documents import Document
+
+from corpus import DISTRACTORS, PARAPHRASE_PASSAGE, PARAPHRASE_QUERY
+
+CONTRACTORS = [
+    "The building contractor repaired the leaking roof and replaced the broken gutters before winter.",
+    "Our contractor quoted a fixed price for the kitchen renovation, including plumbing and tiling.",
+    "The city hired a contractor to resurface the main road, working at night to limit traffic delays.",
+    "A reliable contractor provides written estimates, insurance certificates and references from past clients.",
+    "The contractor's crew poured the concrete foundation and framed the walls of the new house.",
+]
+# A rare name in a passage about something else: dense search ranks the generic contractor passages first.
+RARE_PASSAGE = ("Meeting notes: the tomatoes were staked early this year and the greenhouse vents were fixed by "
+                "Vendrilux on Tuesday.")
+RARE_QUERY = "which contractor is Vendrilux"
+
+
+@pytest.fixture(scope="module")
+def planted(kb):
+    name = "planted_search"
+    texts = DISTRACTORS + CONTRACTORS + [PARAPHRASE_PASSAGE, RARE_PASSAGE]
+    kb.ingest_documents(
+        [Document(t, metadata={"source": f"doc{i}", "group": "contractors" if t in CONTRACTORS else "other"})
+         for i, t in enumerate(texts)],
+        collection=name,
+    )
+    return name
+
+
+def contents(kb, query, collection, mode, **options):
+    return [h.content for h in kb.search_hits(query, collection=collection, mode=mode, k=3, **options)]
+
+
+def test_hybrid_finds_paraphrase_that_lexical_misses(kb, planted):
+    assert PARAPHRASE_PASSAGE not in contents(kb, PARAPHRASE_QUERY, planted, "lexical")
+    assert PARAPHRASE_PASSAGE in contents(kb, PARAPHRASE_QUERY, planted, "dense")
+    assert PARAPHRASE_PASSAGE in contents(kb, PARAPHRASE_QUERY, planted, "hybrid")
+
+
+def test_hybrid_finds_rare_term_that_dense_misses(kb, planted):
+    assert RARE_PASSAGE not in contents(kb, RARE_QUERY, planted, "dense")
+    assert contents(kb, RARE_QUERY, planted, "lexical")[0] == RARE_PASSAGE
+    assert RARE_PASSAGE in contents(kb, RARE_QUERY, planted, "hybrid")
+
+
+def test_results_carry_source_chunk_and_leg_scores(kb, planted):
+    doc = kb.search(RARE_QUERY, collection=planted, k=3)[-1]
+    assert doc.metadata["source"].startswith("doc") and isinstance(doc.metadata["chunk_id"], int)
+    assert set(doc.metadata["scores"]) >= {"fused", "dense_rank", "dense_score", "lexical_rank", "lexical_score"}
+
+
+def test_metadata_filter_is_applied_in_both_legs(kb, planted):
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = kb.search_hits("contractor bridge inspection", collection=planted, mode=mode, k=10, filter={"group": "other"})
+        assert hits and all(h.metadata["group"] == "other" for h in hits)
+
+
+def test_hostile_query_text_is_just_text(kb, planted):
+    for query in ["'; DROP TABLE chunks; --", "a & b | !c :* \\", "", "   "]:
+        kb.search_hits(query, collection=planted, mode="hybrid")
+    assert kb.search_hits("contractor", collection=planted, mode="lexical")
+
+
+def test_bm25_statistics_match_recomputation_after_insert_update_delete(kb, collection):
+    docs = [Document(t, metadata={"source": f"s{i}"}) for i, t in enumerate(DISTRACTORS[:10])]
+    kb.ingest_documents(docs, collection=collection)
+    kb.ingest_documents([Document("The bridge and the bridge again.", metadata={"source": "s3"})],
+                        collection=collection)
+    kb.delete("s5", collection=collection)
+    with kb.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE chunks SET content = content || ' honeybees' WHERE ordinal = 0 AND document_id ="
+                             " (SELECT d.id FROM documents d JOIN collections c ON c.id = d.collection_id "
+                             "WHERE c.name = :c AND d.source = 's7')"), {"c": collection})
+        kept = dict(conn.execute(sa.text(
+            "SELECT s.lexeme, s.doc_freq FROM lexeme_stats s JOIN collections c ON c.id = s.collection_id "
+            "WHERE c.name = :c"), {"c": collection}).all())
+        recomputed = dict(conn.execute(sa.text(
+            "SELECT l, count(*) FROM chunks ch JOIN collections c ON c.id = ch.collection_id, "
+            "unnest(tsvector_to_array(ch.tsv)) l WHERE c.name = :c GROUP BY l"), {"c": collection}).all())
+        totals = conn.execute(sa.text(
+            "SELECT c.chunk_count, c.token_count, count(ch.id), sum(ch.token_count) FROM collections c "
+            "LEFT JOIN chunks ch ON ch.collection_id = c.id WHERE c.name = :c GROUP BY c.id"), {"c": collection}).one()
+    assert kept == recomputed and kept["honeybe"] == 1
+    assert totals[0] == totals[2] == 9 and totals[1] == totals[3]
+
+
+def test_lexical_score_is_bm25(kb, collection):
+    texts = ["apple banana", "apple apple cherry", "banana cherry durian elderberry"]
+    kb.ingest_documents([Document(t, metadata={"source": t}) for t in texts], collection=collection)
+    k1, b = kb.settings.bm25_k1, kb.settings.bm25_b
+    lengths = [2, 3, 4]
+    avgdl = sum(lengths) / 3
+
+    def bm25(tf: int, df: int, length: int) -> float:
+        idf = math.log(1 + (3 - df + 0.5) / (df + 0.5))
+        return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avgdl))
+
+    hits = {h.content: h.scores["lexical_score"] for h in kb.search_hits("apple", collection=collection, mode="lexical")}
+    assert hits["apple apple cherry"] == pytest.approx(bm25(2, 2, 3))
+    assert hits["apple banana"] == pytest.approx(bm25(1, 2, 2))
