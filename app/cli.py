@@ -65,9 +65,7 @@ def ingest(
         from app.ingest.loaders import discover
 
         total = sum(1 for _ in discover(paths, include, exclude))
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn())
-        with Progress(*columns, console=errors, transient=False) as progress:
+        with _progress() as progress:
             task = progress.add_task("Ingesting", total=total, chunks=0)
             report = kb.ingest(
                 paths, collection=collection, include=include, exclude=exclude,
@@ -134,6 +132,114 @@ def ask(question: str, collection: CollectionOption = None,
         marker = "[bold green]cited[/bold green]" if number in cited else "[dim]not cited[/dim]"
         console.print(f"[{number}] {doc.metadata['source']} (chunk {doc.metadata['chunk_id']}) {marker}",
                       highlight=False)
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000) -> None:
+    """Serve the HTTP API: /rag and /search (LangServe, with /rag/playground/), REST ingest, /docs."""
+    import uvicorn
+
+    from app.server import create_app
+
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+@app.command("eval")
+def eval_command(
+    dataset_dir: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    split: Annotated[Optional[str], typer.Option(help="qrels split (default: test, else the only one).")] = None,
+    queries: Annotated[Optional[Path], typer.Option(help="Evaluate only these query ids (one per line).")] = None,
+    collection: CollectionOption = None,
+    expansion: Annotated[Optional[str], typer.Option(help="Expansion for the +expansion modes.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write results as JSON here.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also compute bm25s and ranx-fusion references.")] = True,
+    modes: Annotated[Optional[str], typer.Option(help="Comma-separated subset of modes, e.g. hybrid,lexical.")]
+    = None,
+) -> None:
+    """Ingest a BEIR dataset (once) and report nDCG@10, recall@100, MRR@10 and queries/s for every mode."""
+    from app.evaluation.beir import CORPUS_CHUNKING, load_beir, read_query_ids
+    from app.evaluation.runner import evaluate_dataset
+
+    dataset = load_beir(dataset_dir, split, read_query_ids(queries) if queries else None)
+    name = collection or f"beir-{dataset.name}"
+    with knowledge_base(**CORPUS_CHUNKING) as kb:
+        _ingest_corpus(kb, dataset, name)
+        with console.status("Evaluating") as status:
+            result = evaluate_dataset(
+                kb, dataset, name, expansion=expansion or kb.settings.expansion, with_baselines=baselines,
+                only=set(modes.split(",")) if modes else None,
+                on_mode=lambda mode: status.update(f"Evaluating {mode} on {len(dataset.queries)} queries"),
+            )
+    table = Table("mode", *METRIC_COLUMNS, "queries/s", "note", title=f"{dataset.name}: {result.split_queries} queries")
+    for row in result.results:
+        table.add_row(row.name, *(f"{row.metrics[m]:.4f}" if m in row.metrics else "-" for m in METRIC_COLUMNS),
+                      f"{row.queries_per_second:.1f}" if row.queries_per_second else "-", row.note)
+    console.print(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+        console.print(f"Wrote {json_out}")
+
+
+METRIC_COLUMNS = ["ndcg@10", "recall@100", "mrr@10"]
+
+
+@app.command("train-reranker")
+def train_reranker(
+    dataset_dir: Annotated[Path, typer.Argument(help="BEIR folder with the training judgments.")],
+    out: Annotated[Optional[Path], typer.Option(help="Where to save the model (default: data_dir/models/reranker).")]
+    = None,
+    split: Annotated[Optional[str], typer.Option(help="qrels split to learn from.")] = None,
+    holdout: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of queries kept out of training.")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")] = 13,
+    negatives: Annotated[int, typer.Option(min=1, help="Hard negatives per query.")] = 8,
+    epochs: Annotated[float, typer.Option(min=0)] = 2.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option()] = 3e-5,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")] = None,
+    collection: CollectionOption = None,
+) -> None:
+    """Fine-tune a cross-encoder reranker from the packaged MiniLM weights, with hard negatives mined by pgrag.
+
+    Writes train_queries.txt and heldout_queries.txt beside the model: evaluate with
+    `pgrag eval DATASET --queries OUT/heldout_queries.txt` and PGRAG_RERANKER=huggingface:OUT."""
+    from app.evaluation.beir import CORPUS_CHUNKING, holdout as split_queries, load_beir
+    from app.training import mine_pairs, train_cross_encoder
+
+    dataset = load_beir(dataset_dir, split)
+    name = collection or f"beir-{dataset.name}"
+    train_ids, heldout_ids = split_queries(list(dataset.queries), holdout, seed)
+    with knowledge_base(**CORPUS_CHUNKING) as kb:
+        target = out or kb.settings.models_dir / "reranker"
+        _ingest_corpus(kb, dataset, name)
+        with console.status(f"Mining hard negatives for {len(train_ids)} training queries"):
+            pairs = mine_pairs(kb, dataset, name, train_ids, negatives, depth=30, seed=seed)
+    with console.status(f"Training on {len(pairs)} pairs (CPU)"):
+        steps, seconds = train_cross_encoder(pairs, target, epochs=epochs, batch_size=batch_size,
+                                             learning_rate=learning_rate, max_steps=max_steps, seed=seed,
+                                             negatives=negatives)
+    (target / "train_queries.txt").write_text("\n".join(train_ids) + "\n")
+    (target / "heldout_queries.txt").write_text("\n".join(heldout_ids) + "\n")
+    console.print(f"Trained on {len(pairs)} pairs from {len(train_ids)} queries: {steps} steps in {seconds:.0f}s. "
+                  f"Saved to {target}; {len(heldout_ids)} held-out query ids in {target / 'heldout_queries.txt'}.")
+
+
+def _ingest_corpus(kb: Any, dataset: Any, collection: str) -> None:
+    """Ingest a BEIR corpus into its collection; a second run finds every entry unchanged and embeds nothing."""
+    with _progress() as progress:
+        task = progress.add_task(f"Ingesting {dataset.name}", total=len(dataset.corpus), chunks=0)
+        report = kb.ingest_documents(
+            dataset.documents(), collection=collection,
+            on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.chunks),
+        )
+    if report.failed:
+        errors.print(f"[yellow]{len(report.failed)} corpus entries skipped[/yellow], e.g. {report.failed[0]}")
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn())
+    return Progress(*columns, console=errors)
 
 
 @app.command()

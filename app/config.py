@@ -5,13 +5,20 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 SearchMode = Literal["dense", "lexical", "hybrid"]
+Expansion = Literal["none", "prf", "multi-query", "hyde"]
 
 
 def default_data_dir() -> Path:
@@ -62,12 +69,23 @@ class Settings(BaseSettings):
     mode: SearchMode = "hybrid"
     top_k: int = Field(5, gt=0, description="Results returned by search and passed to the answer.")
     candidates: int = Field(50, gt=0, description="Rows each leg of hybrid search contributes before fusion.")
-    rrf_k: float = Field(60.0, gt=0)
+    # Tuned on the SciFact train split (scripts/tune_fusion.py; docs/eval/README.md): k=5, lexical 1.2.
+    rrf_k: float = Field(5.0, gt=0)
     dense_weight: float = Field(1.0, ge=0)
-    lexical_weight: float = Field(1.0, ge=0)
+    lexical_weight: float = Field(1.2, ge=0)
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
     rerank_candidates: int = Field(20, gt=0, description="Fused candidates the cross-encoder rescores.")
+    expansion: Expansion = Field("none", description="Query expansion: none, prf, multi-query or hyde.")
+    prf_docs: int = Field(5, gt=0, description="Pseudo-relevance feedback: top lexical results to learn from.")
+    prf_terms: int = Field(10, gt=0, description="Pseudo-relevance feedback: terms added to the lexical query.")
+    prf_weight: float = Field(0.5, ge=0, description="Pseudo-relevance feedback: weight of an added term.")
+    multi_queries: int = Field(3, gt=0, description="Rewrites the chat model writes for multi-query expansion.")
+
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated keys; when set, every route but /health needs one.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated origins.")
+    max_request_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest request body (uploads included).")
 
     temperature: float = 0.1
     max_tokens: int = Field(200, gt=0)
@@ -80,6 +98,15 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ Models load lazily and once per KnowledgeBase; the database engine is shared by 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from langchain_core.runnables import Runnable
 from app.config import SearchMode, Settings
 from app.db import spaces, store
 from app.db.engine import create_engine, dispose, ensure_schema
-from app.db.search import Hit, SearchParams, search
+from app.db.search import Hit, SearchParams, feedback_terms, search
 from app.ingest import loaders, pipeline
 from app.ingest.splitting import Splitter
 from app.providers import parse_spec, configure_model_libraries
@@ -171,14 +171,19 @@ class KnowledgeBase:
         mode: SearchMode | None = None,
         k: int | None = None,
         filter: dict[str, Any] | None = None,
+        feedback: bool = False,
+        dense_text: str | None = None,
     ) -> list[Hit]:
-        """Hybrid (or single-leg) search without reranking: the raw rows with per-leg ranks and scores."""
+        """Hybrid (or single-leg) search without reranking: the raw rows with per-leg ranks and scores.
+
+        ``feedback`` adds pseudo-relevance feedback terms to the lexical leg; ``dense_text`` embeds another
+        text than the query for the dense leg (HyDE)."""
         s = self.settings
         name = collection or s.collection
         params = SearchParams(
             mode=mode or s.mode, k=k or s.top_k, candidates=max(s.candidates, k or s.top_k), rrf_k=s.rrf_k,
             dense_weight=s.dense_weight, lexical_weight=s.lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b,
-            filter=filter,
+            filter=filter, feedback_weight=s.prf_weight,
         )
         with self.engine.begin() as conn:
             space = spaces.active_space(conn, spaces.collection_id(conn, name))
@@ -187,7 +192,11 @@ class KnowledgeBase:
             vector = None
             if params.mode != "lexical":
                 spaces.check_matches(space, parse_spec(s.embeddings), name)
-                vector = self.embeddings.embed_query(query)
+                vector = self.embeddings.embed_query(dense_text or query)
+            if feedback and params.mode != "dense":
+                first = search(conn, space, query, None, replace(params, mode="lexical", k=s.prf_docs))
+                terms = feedback_terms(conn, space.collection_id, [hit.chunk_id for hit in first], s.prf_terms)
+                params = replace(params, feedback_terms=tuple(terms))
             return search(conn, space, query, vector, params)
 
     def retriever(self, **options: Any) -> Any:

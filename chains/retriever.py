@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from app.config import SearchMode
+from app.config import Expansion, SearchMode
 from app.db.search import Hit
+from chains.expansion import fuse_rankings, hypothetical_document, rewrite_queries
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -36,15 +38,33 @@ class PgRetriever(BaseRetriever):
     k: int | None = None
     filter: dict[str, Any] | None = None
     rerank: bool = True
+    expansion: Expansion | None = None
 
     model_config = {"arbitrary_types_allowed": True}
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        """The top ``k`` fused results, of which the first ``rerank_candidates`` are reordered by the
+        cross-encoder (so a deep ``k``, as evaluation uses, costs no more cross-encoder calls)."""
         k = self.k or self.kb.settings.top_k
-        reranker = self.kb.reranker(top_n=k) if self.rerank else None
-        fetch = max(k, self.kb.settings.rerank_candidates) if reranker else k
-        hits = self.kb.search_hits(query, collection=self.collection, mode=self.mode, k=fetch, filter=self.filter)
+        depth = self.kb.settings.rerank_candidates
+        reranker = self.kb.reranker(top_n=depth) if self.rerank else None
+        fetch = max(k, depth) if reranker else k
+        hits = self._search(query, fetch)
         documents = [hit_to_document(hit) for hit in hits]
-        if reranker is None:
-            return documents
-        return list(reranker.compress_documents(documents, query))
+        if reranker is not None:
+            documents = list(reranker.compress_documents(documents[:depth], query)) + documents[depth:]
+        return documents[:k]
+
+    def _search(self, query: str, k: int) -> list[Hit]:
+        """Run the search, expanding the query first as configured."""
+        settings = self.kb.settings
+        expansion = self.expansion or settings.expansion
+        search = partial(self.kb.search_hits, collection=self.collection, mode=self.mode, k=k, filter=self.filter)
+        if expansion == "prf":
+            return search(query, feedback=True)
+        if expansion == "hyde":
+            return search(query, dense_text=hypothetical_document(self.kb.chat_model, query))
+        if expansion == "multi-query":
+            queries = [query, *rewrite_queries(self.kb.chat_model, query, settings.multi_queries)]
+            return fuse_rankings([search(q) for q in queries], settings.rrf_k, k)
+        return search(query)

@@ -31,6 +31,8 @@ class SearchParams:
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
     filter: dict[str, Any] | None = None
+    feedback_terms: tuple[str, ...] = ()  # pseudo-relevance feedback lexemes added to the lexical query
+    feedback_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,17 @@ stats AS (
   SELECT chunk_count::float8 AS n, token_count::float8 / greatest(chunk_count, 1) AS avgdl
   FROM collections WHERE id = :collection_id
 ),
+query_terms AS (
+  SELECT lexeme, 1.0::float8 AS weight
+  FROM unnest(tsvector_to_array(to_tsvector('{config}'::regconfig, :query_text))) AS lexeme
+  UNION ALL
+  SELECT lexeme, CAST(:feedback_weight AS float8) FROM unnest(CAST(:feedback_terms AS text[])) AS lexeme
+),
 terms AS (
-  SELECT s.lexeme, ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
-  FROM lexeme_stats s, stats
+  SELECT s.lexeme, max(q.weight) * ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
+  FROM lexeme_stats s JOIN query_terms q ON q.lexeme = s.lexeme, stats
   WHERE s.collection_id = :collection_id
-    AND s.lexeme = ANY (tsvector_to_array(to_tsvector('{config}'::regconfig, :query_text)))
+  GROUP BY s.lexeme, s.doc_freq, stats.n
 ),
 lexical AS (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
@@ -82,7 +90,8 @@ lexical AS (
     CROSS JOIN stats
     CROSS JOIN LATERAL (SELECT lexeme, coalesce(array_length(positions, 1), 1) AS tf FROM unnest(c.tsv)) u
     JOIN terms t ON t.lexeme = u.lexeme
-    WHERE c.collection_id = :collection_id AND c.tsv @@ pgrag_or_query(:query_text) {filter}
+    WHERE c.collection_id = :collection_id
+      AND c.tsv @@ (SELECT pgrag_or_terms(array_agg(lexeme)) FROM terms) {filter}
     GROUP BY c.id
     ORDER BY score DESC, c.id
     LIMIT :candidates
@@ -127,6 +136,24 @@ def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
     return "WITH " + dense + ",\n" + lexical + ",\n" + _FUSE
 
 
+def feedback_terms(conn: sa.Connection, collection_id: int, chunk_ids: Sequence[int], n_terms: int) -> list[str]:
+    """The most distinctive terms (tf × idf) of the given chunks: the expansion of pseudo-relevance feedback."""
+    if not chunk_ids:
+        return []
+    return list(conn.execute(sa.text("""
+        SELECT u.lexeme
+        FROM chunks c
+        CROSS JOIN LATERAL unnest(c.tsv) u
+        JOIN lexeme_stats s ON s.collection_id = c.collection_id AND s.lexeme = u.lexeme
+        JOIN collections col ON col.id = c.collection_id
+        WHERE c.id = ANY(:chunk_ids) AND c.collection_id = :collection_id
+        GROUP BY u.lexeme, s.doc_freq, col.chunk_count
+        ORDER BY sum(coalesce(array_length(u.positions, 1), 1)) * ln(col.chunk_count::float8 / s.doc_freq) DESC,
+                 u.lexeme
+        LIMIT :n_terms"""), {"chunk_ids": list(chunk_ids), "collection_id": collection_id, "n_terms": n_terms}
+    ).scalars())
+
+
 def search(
     conn: sa.Connection,
     space: Space,
@@ -156,6 +183,8 @@ def search(
             "k1": params.bm25_k1,
             "b": params.bm25_b,
             "filter": json.dumps(params.filter) if filtered else None,
+            "feedback_terms": list(params.feedback_terms),
+            "feedback_weight": params.feedback_weight,
         },
     ).mappings()
     return [

@@ -1,0 +1,1 @@
+"""Retrieval evaluation on BEIR-format datasets (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""

@@ -1,0 +1,76 @@
+"""Reading BEIR-format datasets, and the fixed-seed query holdout shared by training and evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+
+# One chunk per corpus entry: BEIR judges whole entries (the encoder truncates long ones itself).
+CORPUS_CHUNKING = {"chunk_size": 100_000, "chunk_overlap": 0}
+
+
+@dataclass
+class BeirDataset:
+    name: str
+    corpus: dict[str, tuple[str, str]]  # doc id → (title, text)
+    queries: dict[str, str]  # query id → text, only queries with judgments in the split
+    qrels: dict[str, dict[str, int]]  # query id → doc id → relevance
+
+    def documents(self) -> Iterator[Document]:
+        """One Document per corpus entry, title and text together (what BM25 and the encoder both see)."""
+        for doc_id, (title, text) in self.corpus.items():
+            yield Document(f"{title}\n\n{text}".strip(), metadata={"source": doc_id, "title": title})
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_beir(folder: Path, split: str | None = None, query_ids: set[str] | None = None) -> BeirDataset:
+    folder = Path(folder)
+    for required in ("corpus.jsonl", "queries.jsonl", "qrels"):
+        if not (folder / required).exists():
+            raise FileNotFoundError(f"{folder} is not a BEIR dataset: {required} is missing")
+    splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+    split = split or ("test" if "test" in splits else splits[0] if splits else "")
+    qrels_file = folder / "qrels" / f"{split}.tsv"
+    if not qrels_file.exists():
+        raise FileNotFoundError(f"No qrels for split {split!r} in {folder / 'qrels'}; available: {', '.join(splits)}")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_file.open(encoding="utf-8") as rows:
+        for row in csv.DictReader(rows, delimiter="\t"):
+            if int(row["score"]) > 0:
+                qrels.setdefault(str(row["query-id"]), {})[str(row["corpus-id"])] = int(row["score"])
+    if query_ids is not None:
+        qrels = {qid: docs for qid, docs in qrels.items() if qid in query_ids}
+    queries = {str(q["_id"]): q["text"] for q in _jsonl(folder / "queries.jsonl") if str(q["_id"]) in qrels}
+    corpus = {str(d["_id"]): (d.get("title", ""), d.get("text", "")) for d in _jsonl(folder / "corpus.jsonl")}
+    return BeirDataset(folder.name, corpus, queries, {qid: qrels[qid] for qid in queries})
+
+
+def read_query_ids(path: Path) -> set[str]:
+    """Query ids from a file: one id per line, or BEIR queries JSON lines (with ``_id``)."""
+    ids = set()
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line:
+            ids.add(str(json.loads(line)["_id"]) if line.startswith("{") else line)
+    return ids
+
+
+def holdout(query_ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split query ids into (train, held out) reproducibly: the same ids and seed always give the same split."""
+    shuffled = sorted(query_ids)
+    random.Random(seed).shuffle(shuffled)
+    cut = round(len(shuffled) * fraction)
+    return sorted(shuffled[cut:]), sorted(shuffled[:cut])

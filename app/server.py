@@ -1,0 +1,239 @@
+"""The HTTP face of pgrag: LangServe routes for the answer chain (/rag) and search (/search), REST endpoints for
+the knowledge base, API keys, size limits and JSON errors. Run it with `pgrag serve`.
+
+The lifespan opens one KnowledgeBase (and so the embedded server, when DATABASE_URL is unset) and closes it on
+shutdown, so the database never outlives uvicorn.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from langchain_core.runnables import Runnable, RunnableLambda
+from langserve import add_routes
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import SearchMode, Settings
+from app.db.engine import SchemaOutOfDate
+from app.db.spaces import EmbeddingModelMismatch, UnknownCollection
+from app.kb import KnowledgeBase
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+OPEN_PATHS = {"/health"}
+
+
+class RagInput(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    collection: str | None = Field(None, max_length=64)
+    k: int | None = Field(None, ge=1, le=50)
+    mode: SearchMode | None = None
+    filter: dict[str, Any] | None = None
+
+
+class SearchInput(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    collection: str | None = Field(None, max_length=64)
+    k: int | None = Field(None, ge=1, le=200)
+    mode: SearchMode | None = None
+    filter: dict[str, Any] | None = None
+    rerank: bool = True
+
+
+class SourceOut(BaseModel):
+    source: str
+    chunk_id: int
+    content: str
+    scores: dict[str, float | int | None]
+    metadata: dict[str, Any]
+
+
+class Citation(BaseModel):
+    number: int
+    source: str | None
+    chunk_id: int | None
+
+
+class RagOutput(BaseModel):
+    question: str
+    answer: str
+    citations: list[Citation]
+    sources: list[Any]
+
+
+def source_out(doc: Any) -> dict[str, Any]:
+    metadata = dict(doc.metadata)
+    return {"source": metadata.pop("source"), "chunk_id": metadata.pop("chunk_id"), "content": doc.page_content,
+            "scores": metadata.pop("scores", {}), "metadata": metadata}
+
+
+def retriever_options(request: dict[str, Any]) -> dict[str, Any]:
+    return {key: request.get(key) for key in ("collection", "k", "mode", "filter") if request.get(key) is not None}
+
+
+def rag_runnable(kb: KnowledgeBase) -> Runnable:
+    """The answer chain with per-request retrieval options; streams like the chain itself."""
+
+    def route(request: dict[str, Any]) -> Runnable:
+        question = request["question"]
+        return RunnableLambda(lambda _: {"question": question}) | kb.answer_chain(**retriever_options(request))
+
+    return RunnableLambda(route).with_types(input_type=RagInput, output_type=RagOutput)
+
+
+def search_runnable(kb: KnowledgeBase) -> Runnable:
+    def search(request: dict[str, Any]) -> list[dict[str, Any]]:
+        docs = kb.search(request["query"], rerank=request.get("rerank", True), **retriever_options(request))
+        return [source_out(doc) for doc in docs]
+
+    return RunnableLambda(search).with_types(input_type=SearchInput, output_type=list[SourceOut])
+
+
+class BodySizeLimit:
+    """Reject bodies over the limit with 413, whether or not the client declared a Content-Length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await _too_large(self.max_bytes)(scope, receive, send)
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, f"Request body is larger than {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"Request body is larger than {limit} bytes."}, status_code=413)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state: dict[str, KnowledgeBase] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["kb"] = KnowledgeBase(settings)
+        try:
+            yield
+        finally:
+            state.pop("kb").close()
+
+    app = FastAPI(title="pgrag", version="0.1.0", lifespan=lifespan,
+                  description="Ask questions of your documents, on PostgreSQL + pgvector.")
+
+    def kb() -> KnowledgeBase:
+        if "kb" not in state:
+            raise HTTPException(503, "The knowledge base is starting or stopping; retry shortly.")
+        return state["kb"]
+
+    @app.middleware("http")
+    async def require_api_key(request: Request, call_next: Any) -> Any:
+        keys = settings.api_keys
+        if keys and request.url.path not in OPEN_PATHS and request.method != "OPTIONS":
+            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not any(secrets.compare_digest(given, key) for key in keys):
+                return JSONResponse({"detail": "Missing or invalid API key: send it in the X-API-Key header."},
+                                    status_code=401)
+        return await call_next(request)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
+
+    for error, status in ((UnknownCollection, 404), (EmbeddingModelMismatch, 409), (SchemaOutOfDate, 503)):
+        app.add_exception_handler(error, lambda request, exc, status=status: JSONResponse(
+            {"detail": str(exc)}, status_code=status))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": "Invalid request.", "errors": exc.errors()}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"Internal error ({type(exc).__name__}); see the server log."},
+                            status_code=500)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready(knowledge_base: KnowledgeBase = Depends(kb)) -> dict[str, Any]:
+        await run_in_threadpool(knowledge_base.collections)
+        return {"status": "ready"}
+
+    @app.get("/collections")
+    async def list_collections(knowledge_base: KnowledgeBase = Depends(kb)) -> list[dict[str, Any]]:
+        return await run_in_threadpool(knowledge_base.collections)
+
+    @app.get("/collections/{collection}/documents")
+    async def list_documents(collection: str, knowledge_base: KnowledgeBase = Depends(kb)) -> list[dict[str, Any]]:
+        return await run_in_threadpool(knowledge_base.documents, collection=collection)
+
+    @app.delete("/collections/{collection}/documents")
+    async def delete_document(collection: str, source: str,
+                              knowledge_base: KnowledgeBase = Depends(kb)) -> dict[str, str]:
+        if not await run_in_threadpool(knowledge_base.delete, source, collection=collection):
+            raise HTTPException(404, f"No document {source!r} in collection {collection!r}.")
+        return {"deleted": source}
+
+    @app.post("/collections/{collection}/documents")
+    async def upload(collection: str, files: list[UploadFile] = File(...),
+                     knowledge_base: KnowledgeBase = Depends(kb)) -> dict[str, Any]:
+        """Upload files (multipart) to ingest; an unusable file is reported in ``failed``, not fatal."""
+        if not COLLECTION_NAME.match(collection):
+            raise HTTPException(400, "Collection names are 1-64 letters, digits, '_', '.' or '-'.")
+        folder = settings.uploads_dir / collection
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for upload_file in files:
+            target = folder / safe_filename(upload_file.filename)
+            target.write_bytes(await upload_file.read())
+            saved.append(target)
+        report = await run_in_threadpool(knowledge_base.ingest, saved, collection=collection)
+        return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+                "failed": [{"file": Path(name).name, "reason": reason} for name, reason in report.failed],
+                "chunks": report.chunks}
+
+    add_routes(app, rag_runnable(state_proxy(kb)), path="/rag", playground_type="default")
+    add_routes(app, search_runnable(state_proxy(kb)), path="/search")
+    return app
+
+
+def safe_filename(name: str | None) -> str:
+    """An uploaded file's name, only if it is a plain file name: never a path out of the upload folder."""
+    if not name or name != Path(name).name or name in (".", "..") or "\\" in name or "\x00" in name:
+        raise HTTPException(400, f"Invalid file name {name!r}: send a plain file name without folders.")
+    return name
+
+
+class state_proxy:  # noqa: N801 - reads like a function at the call site
+    """Defers to the lifespan's KnowledgeBase, which exists only once the app has started."""
+
+    def __init__(self, get: Any) -> None:
+        self._get = get
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)

@@ -1,0 +1,112 @@
+"""Benchmark for the end-to-end slice: ingest throughput vs raw encode, hybrid search latency, ask cold start.
+
+    .venv/bin/python scripts/bench_ingest_search.py [--docs 1500] [--search-chunk-size 300] [--queries 300]
+
+Uses SciFact abstracts from ../shared/data/scifact as text (evaluation data, read in place, never copied).
+Figures are medians or percentiles over one run, with the baseline (raw ``encode`` of the same chunks by the
+same model) measured in the same run. Writes JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+from app.config import Settings  # noqa: E402
+from app.evaluation.beir import load_beir  # noqa: E402
+from app.ingest.loaders import Section  # noqa: E402
+from app.ingest.splitting import Splitter  # noqa: E402
+from app.kb import KnowledgeBase  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
+    parser.add_argument("--docs", type=int, default=1500, help="abstracts for the ingest throughput run")
+    parser.add_argument("--search-chunk-size", type=int, default=300, help="small chunks give ≥10k for latency")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench_ingest_search.json")
+    args = parser.parse_args()
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pgrag-bench-"))
+    data_dir.chmod(0o755)
+    dataset = load_beir(args.dataset)
+    docs = list(dataset.documents())
+    results: dict[str, object] = {"machine": f"{os.cpu_count()} cores"}
+
+    with KnowledgeBase(Settings(data_dir=data_dir, reranker="none")) as kb:
+        subset = docs[: args.docs]
+        splitter = Splitter(kb.settings.chunk_size, kb.settings.chunk_overlap)
+        chunk_texts = [c.text for d in subset for c in splitter.split([Section(d.page_content)], "text")]
+        kb.embeddings.embed_documents(chunk_texts[:64])  # warm-up: first call pays one-off costs
+        started = time.perf_counter()
+        kb.embeddings.embed_documents(chunk_texts)
+        encode_rate = len(chunk_texts) / (time.perf_counter() - started)
+        report = kb.ingest_documents(subset, collection="bench-ingest")
+        results["ingest"] = {
+            "documents": len(subset), "chunks": report.chunks,
+            "raw_encode_chunks_per_s": round(encode_rate, 2),
+            "ingest_chunks_per_s": round(report.chunks_per_second, 2),
+            "ingest_vs_encode": round(report.chunks_per_second / encode_rate, 3),
+        }
+        print(json.dumps(results["ingest"]), flush=True)
+
+    small = {"chunk_size": args.search_chunk_size, "chunk_overlap": 30}
+    with KnowledgeBase(Settings(data_dir=data_dir, reranker="none", **small)) as kb:
+        report = kb.ingest_documents(docs, collection="bench-search")
+        chunks = kb.collections()
+        queries = list(dataset.queries.values())[: args.queries]
+        timings: dict[str, list[float]] = {}
+        for mode in ("dense", "lexical", "hybrid"):
+            kb.search_hits(queries[0], collection="bench-search", mode=mode)
+            timings[mode] = []
+            for query in queries:
+                started = time.perf_counter()
+                kb.search_hits(query, collection="bench-search", mode=mode, k=10)
+                timings[mode].append((time.perf_counter() - started) * 1000)
+        embed = []
+        for query in queries:
+            started = time.perf_counter()
+            kb.embeddings.embed_query(query)
+            embed.append((time.perf_counter() - started) * 1000)
+        results["search"] = {
+            "chunks": next(c["chunk_count"] for c in chunks if c["name"] == "bench-search"),
+            "queries": len(queries),
+            **{f"{mode}_ms": {"p50": round(statistics.median(t), 2), "p95": round(percentile(t, 0.95), 2)}
+               for mode, t in timings.items()},
+            "query_embedding_ms_p50": round(statistics.median(embed), 2),
+        }
+        print(json.dumps(results["search"]), flush=True)
+
+    env = {**os.environ, "PGRAG_DATA_DIR": str(data_dir), "PGRAG_RERANKER": "none"}
+    cold = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "app.cli", "ask", queries[0], "-c", "bench-ingest"], env=env,
+                       cwd=ROOT, check=True, capture_output=True)
+        cold.append(time.perf_counter() - started)
+    results["ask_cold_start_s"] = {"median": round(statistics.median(cold), 2), "runs": [round(c, 2) for c in cold]}
+    print(json.dumps(results["ask_cold_start_s"]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

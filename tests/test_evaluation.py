@@ -1,0 +1,75 @@
+"""The BEIR evaluation runner and reranker training on a tiny BEIR-format dataset that the test writes."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.evaluation.beir import CORPUS_CHUNKING, holdout, load_beir
+from app.evaluation.runner import evaluate_dataset
+from app.kb import KnowledgeBase
+from corpus import DISTRACTORS
+
+QUERIES = {
+    "q1": ("How do bees tell the hive where flowers are?", "d11"),
+    "q2": ("what damages coral reefs", "d16"),
+    "q3": ("Why do runners eat pasta before a marathon?", "d9"),
+    "q4": ("how do solar cells make electricity", "d21"),
+    "q5": ("who were the pyramids built for", "d27"),
+    "q6": ("social structure of wolf packs", "d23"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_beir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-beir")
+    (folder / "qrels").mkdir()
+    (folder / "corpus.jsonl").write_text("\n".join(
+        json.dumps({"_id": f"d{i}", "title": "", "text": text}) for i, text in enumerate(DISTRACTORS)))
+    (folder / "queries.jsonl").write_text("\n".join(
+        json.dumps({"_id": qid, "text": text}) for qid, (text, _) in QUERIES.items()))
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{qid}\t{doc}\t1\n" for qid, (_, doc) in QUERIES.items()))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def corpus_kb(settings):
+    with KnowledgeBase.open(settings, **CORPUS_CHUNKING) as kb:
+        yield kb
+
+
+def test_eval_reports_every_mode_with_metrics(corpus_kb, tiny_beir):
+    dataset = load_beir(tiny_beir)
+    corpus_kb.ingest_documents(dataset.documents(), collection="tiny-eval")
+    report = evaluate_dataset(corpus_kb, dataset, "tiny-eval", expansion="prf")
+    results = {row.name: row for row in report.results}
+    for mode in ("dense", "lexical", "hybrid", "hybrid+expansion", "bm25s (reference)"):
+        assert set(results[mode].metrics) == {"ndcg@10", "recall@100", "mrr@10"}, mode
+    assert results["hybrid"].metrics["recall@100"] == 1.0 and results["dense"].metrics["ndcg@10"] > 0.8
+    assert "no reranker" in results["hybrid+rerank"].note
+
+
+def test_holdout_is_reproducible_and_disjoint():
+    ids = [f"q{i}" for i in range(100)]
+    train, held = holdout(ids, 0.25, seed=7)
+    assert (train, held) == holdout(list(reversed(ids)), 0.25, seed=7)
+    assert len(held) == 25 and not set(train) & set(held) and set(train) | set(held) == set(ids)
+
+
+def test_train_reranker_then_use_it(tiny_beir, tmp_path, cli_env, monkeypatch):
+    for key in ("PGRAG_DATA_DIR",):
+        monkeypatch.setenv(key, cli_env[key])
+    out = tmp_path / "reranker"
+    result = CliRunner().invoke(app, ["train-reranker", str(tiny_beir), "--out", str(out), "--max-steps", "3",
+                                      "--batch-size", "4", "--negatives", "2", "--holdout", "0.34",
+                                      "--collection", "tiny-train"])
+    assert result.exit_code == 0, result.output
+    held = (out / "heldout_queries.txt").read_text().split()
+    assert len(held) == 2 and len((out / "train_queries.txt").read_text().split()) == 4
+
+    monkeypatch.setenv("PGRAG_RERANKER", f"huggingface:{out}")
+    result = CliRunner().invoke(app, ["search", "bees and flowers", "-c", "tiny-train", "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert all("rerank" in hit["scores"] for hit in json.loads(result.stdout))
