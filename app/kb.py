@@ -41,12 +41,29 @@ class Answer:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, connect: bool = True) -> None:
+        """``connect=False`` defers starting the database to ``connect()`` (the server does it in its lifespan)."""
         self.settings = settings or Settings()
         configure_model_libraries(self.settings.allow_downloads)
-        self.engine: sa.Engine = create_engine(self.settings)
-        ensure_schema(self.engine, self.settings)
-        self._rerankers: dict[int, Any] = {}
+        self._engine: sa.Engine | None = None
+        if connect:
+            self.connect()
+
+    def connect(self) -> None:
+        if self._engine is None:
+            engine = create_engine(self.settings)
+            try:
+                ensure_schema(engine, self.settings)
+            except BaseException:
+                dispose(engine, self.settings)
+                raise
+            self._engine = engine
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            raise RuntimeError("The knowledge base is not connected: call connect() first.")
+        return self._engine
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides: Any) -> KnowledgeBase:
@@ -55,7 +72,9 @@ class KnowledgeBase:
         return cls(Settings(**{**base.model_dump(), **overrides}) if overrides else base)
 
     def close(self) -> None:
-        dispose(self.engine, self.settings)
+        if self._engine is not None:
+            dispose(self._engine, self.settings)
+            self._engine = None
 
     def __enter__(self) -> KnowledgeBase:
         return self

@@ -129,23 +129,22 @@ def _too_large(limit: int) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    state: dict[str, KnowledgeBase] = {}
+    knowledge_base = KnowledgeBase(settings, connect=False)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["kb"] = KnowledgeBase(settings)
+        await run_in_threadpool(knowledge_base.connect)
+        await run_in_threadpool(lambda: knowledge_base.embeddings)  # load before the first request, not during it
         try:
             yield
         finally:
-            state.pop("kb").close()
+            knowledge_base.close()
 
     app = FastAPI(title="pgrag", version="0.1.0", lifespan=lifespan,
                   description="Ask questions of your documents, on PostgreSQL + pgvector.")
 
     def kb() -> KnowledgeBase:
-        if "kb" not in state:
-            raise HTTPException(503, "The knowledge base is starting or stopping; retry shortly.")
-        return state["kb"]
+        return knowledge_base
 
     @app.middleware("http")
     async def require_api_key(request: Request, call_next: Any) -> Any:
@@ -217,8 +216,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "failed": [{"file": Path(name).name, "reason": reason} for name, reason in report.failed],
                 "chunks": report.chunks}
 
-    add_routes(app, rag_runnable(state_proxy(kb)), path="/rag", playground_type="default")
-    add_routes(app, search_runnable(state_proxy(kb)), path="/search")
+    add_routes(app, rag_runnable(knowledge_base), path="/rag", playground_type="default")
+    add_routes(app, search_runnable(knowledge_base), path="/search")
     return app
 
 
@@ -227,13 +226,3 @@ def safe_filename(name: str | None) -> str:
     if not name or name != Path(name).name or name in (".", "..") or "\\" in name or "\x00" in name:
         raise HTTPException(400, f"Invalid file name {name!r}: send a plain file name without folders.")
     return name
-
-
-class state_proxy:  # noqa: N801 - reads like a function at the call site
-    """Defers to the lifespan's KnowledgeBase, which exists only once the app has started."""
-
-    def __init__(self, get: Any) -> None:
-        self._get = get
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)

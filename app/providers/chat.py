@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
@@ -24,12 +27,30 @@ def gguf_path(model: str) -> str:
     return model
 
 
+def _serialized_llamacpp() -> type:
+    """ChatLlamaCpp whose calls take turns: one llama.cpp context crashes the process if two threads use it at
+    once, which a server's concurrent requests (or LangServe's batch) would do."""
+    from langchain_community.chat_models import ChatLlamaCpp
+    from pydantic import PrivateAttr
+
+    class SerializedChatLlamaCpp(ChatLlamaCpp):
+        _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return super()._generate(*args, **kwargs)
+
+        def _stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            with self._lock:
+                yield from super()._stream(*args, **kwargs)
+
+    return SerializedChatLlamaCpp
+
+
 def load_chat_model(settings: Settings) -> BaseChatModel:
     spec = parse_spec(settings.chat_model)
     if spec.provider == "llamacpp":
-        from langchain_community.chat_models import ChatLlamaCpp
-
-        return ChatLlamaCpp(
+        return _serialized_llamacpp()(
             model_path=gguf_path(spec.model),
             n_ctx=settings.context_window,
             max_tokens=settings.max_tokens,
