@@ -303,6 +303,31 @@ def _migrate(direction: str, revision: str) -> None:
     console.print(f"Database {direction}d to {revision}.")
 
 
+@db_app.command("sql")
+def db_sql(query: Annotated[str, typer.Argument(help="One SQL statement; its rows are printed as a table.")],
+           limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 100) -> None:
+    """Run one SQL statement and print its result as a table (see docs/sql.md for useful ones)."""
+    import psycopg
+
+    with knowledge_base() as kb:
+        try:
+            with kb.engine.begin() as conn:
+                # psycopg itself, without parameters, so '%' and ':' in the SQL are taken literally.
+                cursor = conn.connection.driver_connection.execute(query)
+                columns = [column.name for column in cursor.description or []]
+                rows = cursor.fetchmany(limit) if columns else []
+        except psycopg.Error as exc:
+            errors.print(f"[red]SQL error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    if not columns:
+        console.print("OK")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(value) for value in row))
+    console.print(table)
+
+
 @db_app.command("psql")
 def db_psql(args: Annotated[Optional[list[str]], typer.Argument(help="Extra psql arguments, e.g. -c 'SELECT 1'.")]
             = None) -> None:
