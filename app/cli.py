@@ -102,11 +102,16 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Semantic search without an LLM: hybrid retrieval, then reranking."""
+    from chains.retriever import best_similarity, is_weak
+
     metadata_filter = _parse_filter(filter)
     with knowledge_base() as kb:
         docs = kb.search(query, k=k, mode=mode, collection=collection, filter=metadata_filter, rerank=rerank)
+        threshold = kb.settings.min_relevance
+    weak = is_weak(docs, threshold)
     if as_json:
-        print(json.dumps([{"content": d.page_content, **d.metadata} for d in docs], default=str, indent=2))
+        print(json.dumps([{"content": d.page_content, **d.metadata, "weak": weak} for d in docs], default=str,
+                         indent=2))
         return
     table = Table("#", "source", "chunk", "scores", "text", show_lines=True)
     for number, doc in enumerate(docs, 1):
@@ -114,6 +119,9 @@ def search(
         table.add_row(str(number), doc.metadata["source"], str(doc.metadata["chunk_id"]), scores,
                       " ".join(doc.page_content.split())[:300])
     console.print(table if docs else "No results.")
+    if weak and docs:
+        errors.print(f"[yellow]Weak match:[/yellow] the best passage's similarity {best_similarity(docs):.2f} is "
+                     f"below {threshold:.2f}; the knowledge base may not cover this question.")
 
 
 @app.command()
@@ -127,6 +135,10 @@ def ask(question: str, collection: CollectionOption = None,
                 console.print(chunk["answer"], end="", highlight=False, markup=False)
             result.update({key: value for key, value in chunk.items() if key != "answer"})
         console.print()
+    health = result.get("retrieval", {})
+    if health.get("best_similarity") is not None:
+        console.print(f"[dim]best passage similarity {health['best_similarity']:.2f} "
+                      f"(threshold {health['threshold']:.2f})[/dim]")
     cited = {c["number"] for c in result.get("citations", [])}
     for number, doc in enumerate(result.get("sources", []), 1):
         marker = "[bold green]cited[/bold green]" if number in cited else "[dim]not cited[/dim]"

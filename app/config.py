@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
     rerank_candidates: int = Field(20, gt=0, description="Fused candidates the cross-encoder rescores.")
+    min_relevance: float = Field(
+        0.3, description="Retrieval health check: when the best passage's cosine similarity to the question is "
+        "below this, ask says the knowledge base has no good answer. Calibrated in docs/eval/README.md.")
     expansion: Expansion = Field("none", description="Query expansion: none, prf, multi-query or hyde.")
     prf_docs: int = Field(5, gt=0, description="Pseudo-relevance feedback: top lexical results to learn from.")
     prf_terms: int = Field(10, gt=0, description="Pseudo-relevance feedback: terms added to the lexical query.")

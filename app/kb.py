@@ -38,6 +38,7 @@ class Answer:
     answer: str
     citations: list[dict[str, Any]]
     sources: list[Document]
+    retrieval: dict[str, Any]  # best_similarity, threshold, weak: the retrieval health check
 
 
 class KnowledgeBase:
@@ -232,11 +233,11 @@ class KnowledgeBase:
     def answer_chain(self, **retriever_options: Any) -> Runnable:
         from chains.answer import build_answer_chain
 
-        return build_answer_chain(self.retriever(**retriever_options), self.chat_model)
+        return build_answer_chain(self.retriever(**retriever_options), self.chat_model, self.settings.min_relevance)
 
     def ask(self, question: str, **retriever_options: Any) -> Answer:
         result = self.answer_chain(**retriever_options).invoke({"question": question})
-        return Answer(question, result["answer"], result["citations"], result["sources"])
+        return Answer(question, result["answer"], result["citations"], result["sources"], result["retrieval"])
 
 
 def _loaded_from_document(doc: Document) -> loaders.LoadedFile:

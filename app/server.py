@@ -63,8 +63,15 @@ class Citation(BaseModel):
     chunk_id: int | None
 
 
+class RetrievalHealth(BaseModel):
+    best_similarity: float | None
+    threshold: float
+    weak: bool
+
+
 class RagOutput(BaseModel):
     question: str
+    retrieval: RetrievalHealth
     answer: str
     citations: list[Citation]
     sources: list[Any]

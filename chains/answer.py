@@ -14,12 +14,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-PROMPTS = Path(__file__).parent / "prompts"
+from chains.prompts import load_prompt
+from chains.retriever import best_similarity, is_weak
+
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-def load_prompt(name: str) -> str:
-    return (PROMPTS / name).read_text(encoding="utf-8")
 
 
 def answer_prompt() -> ChatPromptTemplate:
@@ -74,19 +72,33 @@ def _model_for(llm: BaseChatModel, n_sources: int) -> Runnable:
     return llm
 
 
-def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel) -> Runnable:
-    """Input ``{"question": str}``; output ``{"question", "sources", "answer", "citations"}``. Streams the answer."""
+def no_answer(sources: list[Document], min_relevance: float) -> str:
+    if not sources:
+        return "The knowledge base has no passages for this question; ingest documents first."
+    return (f"The knowledge base has no good answer to this question: its best passage has similarity "
+            f"{best_similarity(sources):.2f}, below the threshold {min_relevance:.2f} (PGRAG_MIN_RELEVANCE).")
+
+
+def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, min_relevance: float) -> Runnable:
+    """Input ``{"question": str}``; output ``{"question", "sources", "retrieval", "answer", "citations"}``.
+    Streams the answer. When retrieval is weak the model is not called: an invented answer is worse than none."""
     prompt = answer_prompt()
+
+    def retrieval_health(inputs: dict[str, Any]) -> dict[str, Any]:
+        sources = inputs["sources"]
+        return {"best_similarity": best_similarity(sources), "threshold": min_relevance,
+                "weak": is_weak(sources, min_relevance)}
 
     def generate(inputs: dict[str, Any]) -> Runnable | str:
         sources = inputs["sources"]
-        if not sources:
-            return "The knowledge base has no passages for this question; ingest documents first."
+        if inputs["retrieval"]["weak"]:
+            return no_answer(sources, min_relevance)
         prompt_inputs = {"question": inputs["question"], "context": format_sources(sources)}
         return RunnableLambda(lambda _: prompt_inputs) | prompt | _model_for(llm, len(sources)) | StrOutputParser()
 
     return (
         RunnablePassthrough.assign(sources=(lambda x: x["question"]) | retriever)
+        .assign(retrieval=RunnableLambda(retrieval_health))
         .assign(answer=RunnableLambda(generate))
         .assign(citations=RunnableLambda(lambda x: extract_citations(x["answer"], x["sources"])))
     ).with_config(run_name="pgrag_answer")

@@ -10,7 +10,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from app.db.search import Hit
-from chains.answer import load_prompt
+from chains.prompts import load_prompt
 
 
 def rewrite_queries(llm: BaseChatModel, question: str, n: int) -> list[str]:

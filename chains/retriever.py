@@ -29,6 +29,18 @@ def hit_to_document(hit: Hit) -> Document:
     )
 
 
+def best_similarity(documents: list[Document]) -> float | None:
+    """The highest dense (cosine) similarity among retrieved passages: the retrieval health signal. None when
+    no passage has one (lexical-only search), which the health check treats as unknown rather than weak."""
+    scores = [doc.metadata.get("scores", {}).get("dense_score") for doc in documents]
+    return max((s for s in scores if s is not None), default=None)
+
+
+def is_weak(documents: list[Document], threshold: float) -> bool:
+    best = best_similarity(documents)
+    return not documents or (best is not None and best < threshold)
+
+
 class PgRetriever(BaseRetriever):
     """Searches one collection of a KnowledgeBase; ``rerank`` applies the configured cross-encoder if any."""
 

@@ -38,9 +38,17 @@ def test_empty_collection_answers_without_the_model(kb, collection):
     kb.ingest_documents([Document("placeholder", metadata={"source": "x"})], collection=collection)
     kb.delete("x", collection=collection)
     answer = kb.ask("anything?", collection=collection)
-    assert "no passages" in answer.answer and answer.citations == []
+    assert "no passages" in answer.answer and answer.citations == [] and answer.retrieval["weak"]
 
 
 def test_citations_out_of_range_are_ignored():
     sources = [Document("a", metadata={"source": "a.md", "chunk_id": 1})]
     assert extract_citations("x [1]. y [2]. z [1, 3].", sources) == [{"number": 1, "source": "a.md", "chunk_id": 1}]
+
+
+def test_weak_retrieval_answers_that_there_is_no_good_answer(kb, ferry):
+    answer = kb.ask("What is the boiling point of mercury in kelvin?", collection=ferry, k=2)
+    assert answer.retrieval["weak"] and answer.retrieval["best_similarity"] < kb.settings.min_relevance
+    assert "no good answer" in answer.answer and answer.citations == []
+    good = kb.ask("Where are ferry tickets sold?", collection=ferry, k=2)
+    assert not good.retrieval["weak"] and good.citations
