@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langchain_core.runnables import Runnable, RunnableLambda
 from langserve import add_routes
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,21 +32,19 @@ COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OPEN_PATHS = {"/health"}
 
 
-class RagInput(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
-    collection: str | None = Field(None, max_length=64)
-    k: int | None = Field(None, ge=1, le=50)
-    mode: SearchMode | None = None
-    filter: dict[str, Any] | None = None
-
-
-class SearchInput(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
-    collection: str | None = Field(None, max_length=64)
-    k: int | None = Field(None, ge=1, le=200)
-    mode: SearchMode | None = None
-    filter: dict[str, Any] | None = None
-    rerank: bool = True
+def input_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]]:
+    """Request schemas whose defaults are this server's settings. No field is nullable: LangServe's playground
+    cannot render a form for ``anyOf [..., null]`` and shows a blank page."""
+    common: dict[str, Any] = {
+        "collection": (str, Field(settings.collection, min_length=1, max_length=64)),
+        "mode": (SearchMode, settings.mode),
+        "filter": (dict[str, Any], Field(default_factory=dict, description="Metadata that chunks must contain.")),
+    }
+    rag = create_model("RagInput", question=(str, Field(min_length=1, max_length=4000)),
+                       k=(int, Field(settings.top_k, ge=1, le=50)), **common)
+    search = create_model("SearchInput", query=(str, Field(min_length=1, max_length=4000)),
+                          k=(int, Field(settings.top_k, ge=1, le=200)), rerank=(bool, True), **common)
+    return rag, search
 
 
 class SourceOut(BaseModel):
@@ -84,25 +82,25 @@ def source_out(doc: Any) -> dict[str, Any]:
 
 
 def retriever_options(request: dict[str, Any]) -> dict[str, Any]:
-    return {key: request.get(key) for key in ("collection", "k", "mode", "filter") if request.get(key) is not None}
+    return {key: request.get(key) or None for key in ("collection", "k", "mode", "filter")}
 
 
-def rag_runnable(kb: KnowledgeBase) -> Runnable:
+def rag_runnable(kb: KnowledgeBase, input_type: type[BaseModel]) -> Runnable:
     """The answer chain with per-request retrieval options; streams like the chain itself."""
 
     def route(request: dict[str, Any]) -> Runnable:
         question = request["question"]
         return RunnableLambda(lambda _: {"question": question}) | kb.answer_chain(**retriever_options(request))
 
-    return RunnableLambda(route).with_types(input_type=RagInput, output_type=RagOutput)
+    return RunnableLambda(route).with_types(input_type=input_type, output_type=RagOutput)
 
 
-def search_runnable(kb: KnowledgeBase) -> Runnable:
+def search_runnable(kb: KnowledgeBase, input_type: type[BaseModel]) -> Runnable:
     def search(request: dict[str, Any]) -> list[dict[str, Any]]:
         docs = kb.search(request["query"], rerank=request.get("rerank", True), **retriever_options(request))
         return [source_out(doc) for doc in docs]
 
-    return RunnableLambda(search).with_types(input_type=SearchInput, output_type=list[SourceOut])
+    return RunnableLambda(search).with_types(input_type=input_type, output_type=list[SourceOut])
 
 
 class BodySizeLimit:
@@ -223,8 +221,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "failed": [{"file": Path(name).name, "reason": reason} for name, reason in report.failed],
                 "chunks": report.chunks}
 
-    add_routes(app, rag_runnable(knowledge_base), path="/rag", playground_type="default")
-    add_routes(app, search_runnable(knowledge_base), path="/search")
+    rag_input, search_input = input_models(settings)
+    add_routes(app, rag_runnable(knowledge_base, rag_input), path="/rag", playground_type="default")
+    add_routes(app, search_runnable(knowledge_base, search_input), path="/search")
     return app
 
 
