@@ -30,8 +30,10 @@ CollectionOption = Annotated[Optional[str], typer.Option("--collection", "-c", h
 def _user_errors() -> tuple[type[BaseException], ...]:
     from app.db.engine import SchemaOutOfDate
     from app.db.spaces import EmbeddingModelMismatch, UnknownCollection
+    from app.providers.embeddings import EmbeddingProviderError
 
-    return (SchemaOutOfDate, EmbeddingModelMismatch, UnknownCollection, ValueError, FileNotFoundError, RuntimeError)
+    return (SchemaOutOfDate, EmbeddingModelMismatch, UnknownCollection, EmbeddingProviderError, ValueError,
+            FileNotFoundError, RuntimeError)
 
 
 @contextmanager
@@ -252,6 +254,57 @@ def _progress() -> Progress:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn())
     return Progress(*columns, console=errors)
+
+
+@app.command()
+def reindex(
+    embeddings: Annotated[str, typer.Option(help="The new embedding spec, e.g. 'huggingface:NAME?dimensions=256'.")],
+    collection: CollectionOption = None,
+    storage: Annotated[str, typer.Option(help="vector (float4) or halfvec (float2).")] = "vector",
+    drop_retired: Annotated[bool, typer.Option(help="Then delete the retired spaces' vectors and indexes.")] = False,
+) -> None:
+    """Re-embed a collection under a new model from its stored chunks, while searches keep using the old one.
+
+    Resumable: after an interruption, run the same command again. When it finishes, set PGRAG_EMBEDDINGS to
+    the new spec."""
+    from app.providers.embeddings import EmbeddingSpec
+    from app.reindex import ReindexInProgress, drop_retired as drop, reindex as run_reindex
+
+    if storage not in ("vector", "halfvec"):
+        raise typer.BadParameter("--storage must be vector or halfvec")
+    spec = EmbeddingSpec.parse(embeddings)
+    with knowledge_base() as kb:
+        name = collection or kb.settings.collection
+        try:
+            with _progress() as progress:
+                task = progress.add_task(f"Re-embedding {name}", total=None, chunks=0)
+                report = run_reindex(kb, name, spec, storage=storage, on_progress=lambda done, total: progress.update(
+                    task, completed=done, total=total, chunks=done))
+        except ReindexInProgress as exc:
+            errors.print(f"[red]Error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        if report.already_active:
+            console.print(f"{name} is already embedded with {spec}; nothing to do.")
+        else:
+            console.print(f"{name}: space {report.space_id} ({spec}) is now active; embedded {report.embedded} "
+                          f"chunks in {report.seconds:.1f}s ({report.chunks_per_second:.1f} chunks/s). "
+                          f"Set PGRAG_EMBEDDINGS='{spec}' to search and ingest with it.")
+        if drop_retired:
+            console.print(f"Dropped {drop(kb.engine, name)} retired vectors.")
+
+
+@app.command("spaces")
+def spaces_command(collection: CollectionOption = None) -> None:
+    """List embedding spaces with their model, status and vector counts."""
+    from app.reindex import space_rows
+
+    with knowledge_base() as kb:
+        rows = space_rows(kb.engine, collection)
+    table = Table("collection", "space", "model", "dimension", "status", "vectors", "chunks")
+    for row in rows:
+        table.add_row(row["collection"], str(row["space_id"]), row["model"], str(row["dimension"]), row["status"],
+                      str(row["vectors"]), str(row["chunks"]))
+    console.print(table)
 
 
 @app.command()

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1000, gt=50, description="Maximum characters per chunk.")
     chunk_overlap: int = Field(150, ge=0)
     embed_batch_size: int = Field(32, gt=0)
+    embedding_storage: Literal["vector", "halfvec"] = Field(
+        "vector", description="How new embedding spaces store vectors: vector (float4) or halfvec (float2, half size).")
+    provider_retries: int = Field(6, ge=0, description="Retries, with exponential backoff, of remote providers.")
 
     mode: SearchMode = "hybrid"
     top_k: int = Field(5, gt=0, description="Results returned by search and passed to the answer.")

@@ -29,7 +29,8 @@ from app.db.engine import create_engine, dispose, ensure_schema
 from app.db.search import Hit, SearchParams, feedback_terms, search
 from app.ingest import loaders, pipeline
 from app.ingest.splitting import Splitter
-from app.providers import parse_spec, configure_model_libraries
+from app.providers import configure_model_libraries
+from app.providers.embeddings import EmbeddingSpec
 
 
 @dataclass
@@ -85,10 +86,14 @@ class KnowledgeBase:
 
     # -- models -------------------------------------------------------------------------------------------------
     @cached_property
+    def embedding_spec(self) -> EmbeddingSpec:
+        return EmbeddingSpec.parse(self.settings.embeddings)
+
+    @cached_property
     def embeddings(self) -> Embeddings:
         from app.providers.embeddings import load_embeddings
 
-        return load_embeddings(self.settings.embeddings)
+        return load_embeddings(self.embedding_spec, self.settings.provider_retries)
 
     @cached_property
     def chat_model(self) -> BaseChatModel:
@@ -140,19 +145,20 @@ class KnowledgeBase:
     def _ingest(self, items: list[pipeline.LoadItem], collection: str | None,
                 on_progress: Callable[[pipeline.IngestReport], None]) -> pipeline.IngestReport:
         name = collection or self.settings.collection
-        configured = parse_spec(self.settings.embeddings)
+        configured = self.embedding_spec
         with self.engine.begin() as conn:
             collection_id = spaces.collection_id(conn, name, create=True)
             space = spaces.active_space(conn, collection_id)
             if space is None:
                 dimension = len(self.embeddings.embed_query("dimension probe"))
-                space = spaces.create_space(conn, collection_id, configured, dimension, status="active")
+                space = spaces.create_space(conn, collection_id, configured, dimension, status="active",
+                                            storage=self.settings.embedding_storage)
             spaces.check_matches(space, configured, name)
             known = store.existing_hashes(conn, collection_id)
 
         def write(doc: pipeline.PreparedDocument, vectors: list[list[float]]) -> None:
             with self.engine.begin() as conn:
-                store.replace_document(conn, collection_id, space.id, doc.source, doc.content_hash, doc.metadata,
+                store.replace_document(conn, collection_id, space, doc.source, doc.content_hash, doc.metadata,
                                        doc.chunks, vectors)
 
         return pipeline.run(
@@ -211,7 +217,7 @@ class KnowledgeBase:
                 return []
             vector = None
             if params.mode != "lexical":
-                spaces.check_matches(space, parse_spec(s.embeddings), name)
+                spaces.check_matches(space, self.embedding_spec, name)
                 vector = self.embeddings.embed_query(dense_text or query)
             if feedback and params.mode != "dense":
                 first = search(conn, space, query, None, replace(params, mode="lexical", k=s.prf_docs))

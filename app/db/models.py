@@ -5,7 +5,7 @@ cast to its dimension (see ``app.db.spaces``), so one table holds vectors of sev
 """
 
 import sqlalchemy as sa
-from pgvector.sqlalchemy import Vector
+from pgvector.sqlalchemy import HALFVEC, Vector
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 # Stemming and stop words for full-text search; fixed because it is baked into a generated column.
@@ -38,7 +38,10 @@ embedding_spaces = sa.Table(
     sa.Column("document_prefix", sa.Text, nullable=False, server_default=""),
     sa.Column("status", sa.Text, nullable=False, server_default="building"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("truncate_dim", sa.Integer, nullable=True),  # Matryoshka truncation, None for the native size
+    sa.Column("storage", sa.Text, nullable=False, server_default="vector"),  # vector (float4) or halfvec (float2)
     sa.CheckConstraint("status IN ('building', 'active', 'retired')", name="embedding_spaces_status"),
+    sa.CheckConstraint("storage IN ('vector', 'halfvec')", name="embedding_spaces_storage"),
     sa.CheckConstraint("dimension > 0", name="embedding_spaces_dimension"),
     sa.Index(
         "embedding_spaces_one_active",
@@ -83,8 +86,11 @@ chunk_embeddings = sa.Table(
     metadata,
     sa.Column("space_id", sa.Integer, sa.ForeignKey("embedding_spaces.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("chunk_id", sa.BigInteger, sa.ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("embedding", Vector(), nullable=False),
+    # Exactly one of the two is set, as the space's storage says.
+    sa.Column("embedding", Vector(), nullable=True),
+    sa.Column("embedding_half", HALFVEC(), nullable=True),
     sa.Index("chunk_embeddings_chunk", "chunk_id"),
+    sa.CheckConstraint("(embedding IS NULL) <> (embedding_half IS NULL)", name="chunk_embeddings_one_vector"),
 )
 
 lexeme_stats = sa.Table(

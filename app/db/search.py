@@ -56,7 +56,7 @@ _DENSE = """
 dense AS (
   SELECT chunk_id, 1 - distance AS score, row_number() OVER (ORDER BY distance) AS rank
   FROM (
-    SELECT e.chunk_id, e.embedding::{cast} <=> CAST(:query_vector AS {cast}) AS distance
+    SELECT e.chunk_id, e.{column}::{cast} <=> CAST(:query_vector AS {cast}) AS distance
     FROM chunk_embeddings e {filter_join}
     WHERE e.space_id = :space_id {filter}
     ORDER BY distance
@@ -121,6 +121,7 @@ def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
     chunk_filter = "AND c.metadata @> CAST(:filter AS jsonb)" if filtered else ""
     dense = (
         _DENSE.format(
+            column=space.column,
             cast=space.vector_cast,
             filter_join="JOIN chunks c ON c.id = e.chunk_id" if filtered else "",
             filter=chunk_filter,

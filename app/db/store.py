@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from app.db.models import chunks, collections, documents
 from app.db.search import vector_literal
+from app.db.spaces import Space
 from app.ingest.splitting import Chunk
 
 
@@ -23,7 +24,7 @@ def existing_hashes(conn: sa.Connection, collection_id: int) -> dict[str, str]:
 def replace_document(
     conn: sa.Connection,
     collection_id: int,
-    space_id: int,
+    space: Space,
     source: str,
     content_hash: str,
     metadata: dict[str, Any],
@@ -47,10 +48,18 @@ def replace_document(
         for ordinal, (chunk_id, chunk) in enumerate(zip(chunk_ids, doc_chunks, strict=True)):
             copy.write_row((chunk_id, document_id, collection_id, ordinal, chunk.text,
                             json.dumps({**metadata, **chunk.metadata})))
-    with cursor.copy("COPY chunk_embeddings (space_id, chunk_id, embedding) FROM STDIN") as copy:
-        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
-            copy.write_row((space_id, chunk_id, vector_literal(vector)))
+    write_vectors(conn, space, chunk_ids, vectors)
     return document_id
+
+
+def write_vectors(conn: sa.Connection, space: Space, chunk_ids: Sequence[int],
+                  vectors: Sequence[Sequence[float]]) -> None:
+    """Bulk-load one space's vectors with COPY, into the column its storage uses."""
+    cursor = conn.connection.driver_connection.cursor()
+    # space.column is one of two fixed names (see Space.column), never user text.
+    with cursor.copy(f"COPY chunk_embeddings (space_id, chunk_id, {space.column}) FROM STDIN") as copy:
+        for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
+            copy.write_row((space.id, chunk_id, vector_literal(vector)))
 
 
 def delete_document(conn: sa.Connection, collection_id: int, source: str) -> bool:
