@@ -154,6 +154,7 @@ class KnowledgeBase:
                 space = spaces.create_space(conn, collection_id, configured, dimension, status="active",
                                             storage=self.settings.embedding_storage)
             spaces.check_matches(space, configured, name)
+            self.embeddings.expected_dimension = space.dimension
             known = store.existing_hashes(conn, collection_id)
 
         def write(doc: pipeline.PreparedDocument, vectors: list[list[float]]) -> None:
@@ -218,6 +219,7 @@ class KnowledgeBase:
             vector = None
             if params.mode != "lexical":
                 spaces.check_matches(space, self.embedding_spec, name)
+                self.embeddings.expected_dimension = space.dimension
                 vector = self.embeddings.embed_query(dense_text or query)
             if feedback and params.mode != "dense":
                 first = search(conn, space, query, None, replace(params, mode="lexical", k=s.prf_docs))

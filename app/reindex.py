@@ -53,6 +53,7 @@ def reindex(kb: Any, collection: str, spec: EmbeddingSpec, *, storage: str = "ve
                 return ReindexReport(active.id, 0, 0.0, already_active=True)
             embeddings = load_embeddings(spec, kb.settings.provider_retries)
             target = _building_space(engine, collection_id, spec, storage, embeddings)
+            embeddings.expected_dimension = target.dimension
             embedded = 0
             while True:
                 embedded += _fill(engine, target, embeddings, kb.settings.embed_batch_size * 8, on_progress)

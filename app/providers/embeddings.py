@@ -68,6 +68,7 @@ class SpaceEmbeddings(Embeddings):
 
     def __init__(self, base: Embeddings, spec: EmbeddingSpec) -> None:
         self.base, self.spec = base, spec
+        # The dimension of the space being written or searched; learnt from the first vector until one is set.
         self.expected_dimension: int | None = spec.dimensions
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
