@@ -4,7 +4,8 @@ import sqlalchemy as sa
 
 from app.db import engine as db_engine
 
-TABLES = {"collections", "embedding_spaces", "documents", "chunks", "chunk_embeddings", "lexeme_stats"}
+TABLES = {"collections", "embedding_spaces", "documents", "chunks", "chunk_embeddings", "lexeme_stats",
+          "chunk_postings"}
 
 
 def test_upgrade_downgrade_upgrade(kb):

@@ -83,10 +83,18 @@ def test_bm25_statistics_match_recomputation_after_insert_update_delete(kb, coll
         recomputed = dict(conn.execute(sa.text(
             "SELECT l, count(*) FROM chunks ch JOIN collections c ON c.id = ch.collection_id, "
             "unnest(tsvector_to_array(ch.tsv)) l WHERE c.name = :c GROUP BY l"), {"c": collection}).all())
+        postings = conn.execute(sa.text(
+            "SELECT p.lexeme, p.chunk_id, p.tf, p.chunk_tokens FROM chunk_postings p JOIN collections c "
+            "ON c.id = p.collection_id WHERE c.name = :c ORDER BY 1, 2"), {"c": collection}).all()
+        recomputed_postings = conn.execute(sa.text(
+            "SELECT u.lexeme, ch.id, array_length(u.positions, 1), ch.token_count FROM chunks ch "
+            "JOIN collections c ON c.id = ch.collection_id, unnest(ch.tsv) u WHERE c.name = :c ORDER BY 1, 2"),
+            {"c": collection}).all()
         totals = conn.execute(sa.text(
             "SELECT c.chunk_count, c.token_count, count(ch.id), sum(ch.token_count) FROM collections c "
             "LEFT JOIN chunks ch ON ch.collection_id = c.id WHERE c.name = :c GROUP BY c.id"), {"c": collection}).one()
     assert kept == recomputed and kept["honeybe"] == 1
+    assert postings == recomputed_postings
     assert totals[0] == totals[2] == 9 and totals[1] == totals[3]
 
 

@@ -100,3 +100,15 @@ lexeme_stats = sa.Table(
     sa.Column("lexeme", sa.Text, primary_key=True),
     sa.Column("doc_freq", sa.Integer, nullable=False),
 )
+
+chunk_postings = sa.Table(
+    "chunk_postings",
+    metadata,
+    # The inverted index BM25 reads: term frequency and chunk length per (collection, lexeme, chunk).
+    sa.Column("collection_id", sa.Integer, primary_key=True),
+    sa.Column("lexeme", sa.Text, primary_key=True),
+    sa.Column("chunk_id", sa.BigInteger, sa.ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tf", sa.Integer, nullable=False),
+    sa.Column("chunk_tokens", sa.Integer, nullable=False),
+    sa.Index("chunk_postings_chunk", "chunk_id"),
+)

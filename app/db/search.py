@@ -1,8 +1,9 @@
-"""The SQL of search: one statement that runs the dense leg (HNSW), the lexical leg (BM25 over the GIN index)
+"""The SQL of search: one statement that runs the dense leg (HNSW), the lexical leg (BM25 over postings)
 and fuses them with weighted reciprocal rank fusion.
 
-Postgres has no BM25 and ``ts_rank`` has no IDF, so BM25 is computed here from the document frequencies and
-lengths that the chunks triggers keep current (see migrations/versions/0001_initial.py). A mode that leaves a
+Postgres has no BM25 and ``ts_rank`` has no IDF, so BM25 is computed here from the postings, document
+frequencies and lengths that the chunks triggers keep current (migrations 0001 and 0005): the query's terms
+are looked up in the postings index, so only the rows of those terms are read. A mode that leaves a
 leg out swaps it for an empty relation, so every mode runs through the same statement shape.
 """
 
@@ -84,16 +85,14 @@ terms AS (
 lexical AS (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
   FROM (
-    SELECT c.id AS chunk_id,
-           sum(t.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
-    FROM chunks c
-    CROSS JOIN stats
-    CROSS JOIN LATERAL (SELECT lexeme, coalesce(array_length(positions, 1), 1) AS tf FROM unnest(c.tsv)) u
-    JOIN terms t ON t.lexeme = u.lexeme
-    WHERE c.collection_id = :collection_id
-      AND c.tsv @@ (SELECT pgrag_or_terms(array_agg(lexeme)) FROM terms) {filter}
-    GROUP BY c.id
-    ORDER BY score DESC, c.id
+    SELECT p.chunk_id,
+           sum(t.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.chunk_tokens / stats.avgdl))) AS score
+    FROM terms t
+    JOIN chunk_postings p ON p.collection_id = :collection_id AND p.lexeme = t.lexeme
+    CROSS JOIN stats {filter_join}
+    {filter_where}
+    GROUP BY p.chunk_id
+    ORDER BY score DESC, p.chunk_id
     LIMIT :candidates
   ) best
 )"""
@@ -130,7 +129,11 @@ def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
         else _EMPTY_LEG.format(name="dense")
     )
     lexical = (
-        _LEXICAL.format(config=TEXT_SEARCH_CONFIG, filter=chunk_filter)
+        _LEXICAL.format(
+            config=TEXT_SEARCH_CONFIG,
+            filter_join="JOIN chunks c ON c.id = p.chunk_id" if filtered else "",
+            filter_where=f"WHERE true {chunk_filter}" if filtered else "",
+        )
         if mode in ("lexical", "hybrid")
         else _EMPTY_LEG.format(name="lexical")
     )
