@@ -206,10 +206,12 @@ def train_reranker(
     split: Annotated[Optional[str], typer.Option(help="qrels split to learn from.")] = None,
     holdout: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of queries kept out of training.")] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")] = 13,
-    negatives: Annotated[int, typer.Option(min=1, help="Hard negatives per query.")] = 8,
+    negatives: Annotated[int, typer.Option(min=1, help="Hard negatives per query.")] = 4,
     epochs: Annotated[float, typer.Option(min=0)] = 2.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    learning_rate: Annotated[float, typer.Option()] = 3e-5,
+    # The classifier head starts untrained on top of bi-encoder weights: it needs a higher rate than usual.
+    learning_rate: Annotated[float, typer.Option()] = 8e-5,
+    max_length: Annotated[int, typer.Option(min=32, help="Tokens of query + passage the model reads.")] = 160,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")] = None,
     collection: CollectionOption = None,
 ) -> None:
@@ -231,7 +233,7 @@ def train_reranker(
     with console.status(f"Training on {len(pairs)} pairs (CPU)"):
         steps, seconds = train_cross_encoder(pairs, target, epochs=epochs, batch_size=batch_size,
                                              learning_rate=learning_rate, max_steps=max_steps, seed=seed,
-                                             negatives=negatives)
+                                             negatives=negatives, max_length=max_length)
     (target / "train_queries.txt").write_text("\n".join(train_ids) + "\n")
     (target / "heldout_queries.txt").write_text("\n".join(heldout_ids) + "\n")
     console.print(f"Trained on {len(pairs)} pairs from {len(train_ids)} queries: {steps} steps in {seconds:.0f}s. "

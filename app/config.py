@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         return self.data_dir / "pgdata"
 
     @property
+    def embed_flush_chunks(self) -> int:
+        """Chunks embedded per call and written per transaction by ingest and reindex."""
+        return self.embed_batch_size * 32
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -157,10 +157,11 @@ class KnowledgeBase:
             self.embeddings.expected_dimension = space.dimension
             known = store.existing_hashes(conn, collection_id)
 
-        def write(doc: pipeline.PreparedDocument, vectors: list[list[float]]) -> None:
+        def write(batch: list[tuple[pipeline.PreparedDocument, list[list[float]]]]) -> None:
             with self.engine.begin() as conn:
-                store.replace_document(conn, collection_id, space, doc.source, doc.content_hash, doc.metadata,
-                                       doc.chunks, vectors)
+                for doc, vectors in batch:
+                    store.replace_document(conn, collection_id, space, doc.source, doc.content_hash, doc.metadata,
+                                           doc.chunks, vectors)
 
         return pipeline.run(
             items,
@@ -168,7 +169,7 @@ class KnowledgeBase:
             embeddings=self.embeddings,
             known=known,
             write=write,
-            batch_chunks=self.settings.embed_batch_size * 8,
+            batch_chunks=self.settings.embed_flush_chunks,
             on_progress=on_progress,
         )
 

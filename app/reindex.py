@@ -56,7 +56,7 @@ def reindex(kb: Any, collection: str, spec: EmbeddingSpec, *, storage: str = "ve
             embeddings.expected_dimension = target.dimension
             embedded = 0
             while True:
-                embedded += _fill(engine, target, embeddings, kb.settings.embed_batch_size * 8, on_progress)
+                embedded += _fill(engine, target, embeddings, kb.settings.embed_flush_chunks, on_progress)
                 if _switch(engine, collection_id, target):
                     break
             return ReindexReport(target.id, embedded, time.perf_counter() - started)

@@ -52,7 +52,8 @@ def _passage(dataset: BeirDataset, doc_id: str) -> str:
 
 
 def train_cross_encoder(pairs: list[tuple[str, str, float]], out: Path, *, epochs: float, batch_size: int,
-                        learning_rate: float, max_steps: int | None, seed: int, negatives: int) -> tuple[int, float]:
+                        learning_rate: float, max_steps: int | None, seed: int, negatives: int,
+                        max_length: int) -> tuple[int, float]:
     """Fine-tune a MiniLM cross-encoder on the pairs and save it to ``out``; returns (steps, seconds)."""
     import torch
     from datasets import Dataset
@@ -61,7 +62,7 @@ def train_cross_encoder(pairs: list[tuple[str, str, float]], out: Path, *, epoch
 
     from app.providers.embeddings import packaged_model_path
 
-    model = CrossEncoder(packaged_model_path(BASE_MODEL), num_labels=1, max_length=256)
+    model = CrossEncoder(packaged_model_path(BASE_MODEL), num_labels=1, max_length=max_length)
     train = Dataset.from_dict({
         "query": [p[0] for p in pairs], "passage": [p[1] for p in pairs], "label": [p[2] for p in pairs],
     })
@@ -70,7 +71,7 @@ def train_cross_encoder(pairs: list[tuple[str, str, float]], out: Path, *, epoch
     with tempfile.TemporaryDirectory() as scratch:
         args = CrossEncoderTrainingArguments(
             output_dir=scratch, num_train_epochs=epochs, max_steps=max_steps or -1,
-            per_device_train_batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=0.1,
+            per_device_train_batch_size=batch_size, learning_rate=learning_rate, warmup_steps=0.1,
             seed=seed, save_strategy="no", logging_steps=50, report_to="none", use_cpu=not torch.cuda.is_available(),
             disable_tqdm=True,
         )

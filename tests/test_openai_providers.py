@@ -2,6 +2,7 @@
 GGUF for chat, and an OpenAI-compatible embeddings server backed by the packaged MiniLM."""
 
 import subprocess
+from contextlib import contextmanager
 import sys
 import time
 from pathlib import Path
@@ -32,14 +33,23 @@ def serve(command: list[str], env: dict[str, str], health: str) -> subprocess.Po
     raise RuntimeError(f"{command} did not start")
 
 
+@contextmanager
+def embeddings_server(env: dict[str, str]):
+    """The MiniLM-backed OpenAI-compatible embeddings server; yields its base URL."""
+    port = free_port()
+    proc = serve([sys.executable, str(TESTS / "openai_embeddings_server.py"), str(port)], env,
+                 f"http://127.0.0.1:{port}/docs")
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def embeddings_url(cli_env):
-    port = free_port()
-    proc = serve([sys.executable, str(TESTS / "openai_embeddings_server.py"), str(port)], cli_env,
-                 f"http://127.0.0.1:{port}/docs")
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with embeddings_server(cli_env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +79,11 @@ def test_openai_embeddings_ingest_and_search(settings, collection, openai_env):
 
 
 def test_rate_limits_are_retried(settings, collection, openai_env, cli_env, monkeypatch):
-    port = free_port()
-    proc = serve([sys.executable, str(TESTS / "openai_embeddings_server.py"), str(port)],
-                 {**cli_env, "FAIL_FIRST": "2"}, f"http://127.0.0.1:{port}/docs")
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-    try:
+    with embeddings_server({**cli_env, "FAIL_FIRST": "2"}) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
         with KnowledgeBase.open(settings, embeddings=OPENAI_SPEC) as kb:
             report = kb.ingest_documents([Document("retry me", metadata={"source": "r"})], collection=collection)
             assert report.added == ["r"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_provider_down_or_wrong_dimension_is_a_clear_error_and_writes_nothing(settings, collection, openai_env,
@@ -87,18 +91,12 @@ def test_provider_down_or_wrong_dimension_is_a_clear_error_and_writes_nothing(se
     with KnowledgeBase.open(settings, embeddings=OPENAI_SPEC) as kb:
         kb.ingest_documents([Document("first", metadata={"source": "a"})], collection=collection)
 
-    port = free_port()
-    proc = serve([sys.executable, str(TESTS / "openai_embeddings_server.py"), str(port)],
-                 {**cli_env, "WRONG_DIMENSION": "1"}, f"http://127.0.0.1:{port}/docs")
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-    try:
+    with embeddings_server({**cli_env, "WRONG_DIMENSION": "1"}) as url:
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
         with KnowledgeBase.open(settings, embeddings=OPENAI_SPEC) as kb:
             with pytest.raises(EmbeddingProviderError, match="383 dimensions"):
                 kb.ingest_documents([Document("second", metadata={"source": "b"})], collection=collection)
             assert [d["source"] for d in kb.documents(collection=collection)] == ["a"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
     with KnowledgeBase.open(settings, embeddings=OPENAI_SPEC, provider_retries=1) as kb:
