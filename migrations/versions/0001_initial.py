@@ -171,5 +171,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("lexeme_stats", "chunk_embeddings", "chunks", "documents", "embedding_spaces", "collections"):
         op.drop_table(table)
-    for function in ("pgrag_maintain_bm25_stats()", "pgrag_set_token_count()", "pgrag_or_query(text)", "pgrag_token_count(tsvector)"):
+    for function in ("pgrag_maintain_bm25_stats()", "pgrag_set_token_count()", "pgrag_or_query(text)",
+                     "pgrag_token_count(tsvector)"):
         op.execute(f"DROP FUNCTION {function}")

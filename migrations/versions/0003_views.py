@@ -1,14 +1,14 @@
 """Views for people reading the store with plain SQL (see docs/sql.md).
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0001
 Create Date: 2026-11-21
 """
 
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
