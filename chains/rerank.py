@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from langchain_community.cross_encoders import BaseCrossEncoder
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-
-try:  # langchain-community's cross-encoder interface
-    from langchain_community.cross_encoders import BaseCrossEncoder
-except ImportError:  # pragma: no cover
-    BaseCrossEncoder = object  # type: ignore[misc,assignment]
 
 
 class CrossEncoderReranker(BaseDocumentCompressor):
