@@ -87,7 +87,7 @@ def bench_search(data_dir: Path, docs: list, dataset, chunk_size: int, n_queries
     """Latency of each search mode (in-process, reranking off) over a collection of small chunks."""
     small = {"chunk_size": chunk_size, "chunk_overlap": 30}
     with KnowledgeBase(Settings(data_dir=data_dir, reranker="none", **small)) as kb:
-        report = kb.ingest_documents(docs, collection="bench-search")
+        kb.ingest_documents(docs, collection="bench-search")
         chunks = kb.collections()
         queries = list(dataset.queries.values())[:n_queries]
         timings: dict[str, list[float]] = {}
