@@ -36,12 +36,17 @@ def mine_pairs(kb: Any, dataset: BeirDataset, collection: str, query_ids: list[s
     from the top ``depth`` of pgrag's hybrid search."""
     rng = random.Random(seed)
     retriever = kb.retriever(collection=collection, k=depth, mode="hybrid", rerank=False)
+    doc_ids = sorted(dataset.corpus)
     pairs: list[tuple[str, str, float]] = []
     for qid in query_ids:
         query, relevant = dataset.queries[qid], dataset.qrels[qid]
         pairs += [(query, _passage(dataset, doc_id), 1.0) for doc_id in relevant if doc_id in dataset.corpus]
-        candidates = [doc for doc in retriever.invoke(query) if doc.metadata["source"] not in relevant]
-        pairs += [(query, doc.page_content, 0.0) for doc in rng.sample(candidates, min(negatives, len(candidates)))]
+        candidates = [doc.page_content for doc in retriever.invoke(query) if doc.metadata["source"] not in relevant]
+        hard = rng.sample(candidates, min(negatives - negatives // 2, len(candidates)))
+        # Half the negatives are random passages: easy ones let the untrained head learn the task's basics
+        # before the hard ones refine it.
+        easy = [_passage(dataset, doc_id) for doc_id in rng.sample(doc_ids, negatives // 2) if doc_id not in relevant]
+        pairs += [(query, passage, 0.0) for passage in hard + easy]
     rng.shuffle(pairs)
     return pairs
 
