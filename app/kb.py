@@ -33,16 +33,6 @@ from app.providers import configure_model_libraries
 from app.providers.embeddings import EmbeddingSpec
 
 
-# A bulk load leaves planner statistics stale until autovacuum catches up, and until then hybrid queries on the
-# new rows can take 10x longer (measured: 196 ms vs 20 ms p50), so large ingests refresh them at once.
-ANALYZE_AFTER_CHUNKS = 500
-
-
-def analyze(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("ANALYZE chunks, chunk_postings, chunk_embeddings, lexeme_stats"))
-
-
 @dataclass
 class Answer:
     question: str
@@ -182,8 +172,8 @@ class KnowledgeBase:
             batch_chunks=self.settings.embed_flush_chunks,
             on_progress=on_progress,
         )
-        if report.chunks >= ANALYZE_AFTER_CHUNKS:
-            analyze(self.engine)
+        if report.chunks >= store.ANALYZE_AFTER_CHUNKS:
+            store.analyze(self.engine)
         return report
 
     def delete(self, source: str, *, collection: str | None = None) -> bool:

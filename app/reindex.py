@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from app.db import spaces, store
 from app.db.models import chunk_embeddings, chunks, collections, embedding_spaces
-from app.kb import analyze
 from app.providers.embeddings import EmbeddingSpec, load_embeddings
 
 
@@ -60,7 +59,7 @@ def reindex(kb: Any, collection: str, spec: EmbeddingSpec, *, storage: str = "ve
                 embedded += _fill(engine, target, embeddings, kb.settings.embed_flush_chunks, on_progress)
                 if _switch(engine, collection_id, target):
                     break
-            analyze(engine)
+            store.analyze(engine)
             return ReindexReport(target.id, embedded, time.perf_counter() - started)
         finally:
             lock_conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext('pgrag-reindex'), :c)"),

@@ -94,6 +94,7 @@ def run(
     report = IngestReport()
     started = time.perf_counter()
     pending: list[PreparedDocument] = []
+    pending_chunks = 0
     # One writer thread: the database stores batch n while the encoder embeds batch n+1.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgrag-writer")
     writing: Future | None = None
@@ -106,7 +107,7 @@ def run(
             on_progress(report)
 
     def flush() -> None:
-        nonlocal writing
+        nonlocal writing, pending_chunks
         vectors = embeddings.embed_documents([chunk.text for doc in pending for chunk in doc.chunks])
         batch, offset = [], 0
         for doc in pending:
@@ -116,11 +117,13 @@ def run(
             writing.result()  # batches land in order, and a failed write stops the run here
         writing = writer.submit(write_and_report, batch)
         pending.clear()
+        pending_chunks = 0
 
     try:
         for doc in prepare(items, splitter, known, report, on_progress):
             pending.append(doc)
-            if sum(len(d.chunks) for d in pending) >= batch_chunks:
+            pending_chunks += len(doc.chunks)
+            if pending_chunks >= batch_chunks:
                 flush()
         if pending:
             flush()
