@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -198,46 +199,124 @@ def eval_command(
 METRIC_COLUMNS = ["ndcg@10", "recall@100", "mrr@10"]
 
 
-@app.command("train-reranker")
-def train_reranker(
-    dataset_dir: Annotated[Path, typer.Argument(help="BEIR folder with the training judgments.")],
-    out: Annotated[Optional[Path], typer.Option(help="Where to save the model (default: data_dir/models/reranker).")]
-    = None,
-    split: Annotated[Optional[str], typer.Option(help="qrels split to learn from.")] = None,
-    holdout: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of queries kept out of training.")] = 0.25,
-    seed: Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")] = 13,
-    negatives: Annotated[int, typer.Option(min=1, help="Negatives per query: half hard (mined), half random.")]
-    = 4,
-    epochs: Annotated[float, typer.Option(min=0)] = 1.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    learning_rate: Annotated[float, typer.Option()] = 5e-5,
-    max_length: Annotated[int, typer.Option(min=32, help="Tokens of query + passage the model reads.")] = 128,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")] = None,
-    collection: CollectionOption = None,
-) -> None:
-    """Fine-tune a cross-encoder reranker from the packaged MiniLM weights, with hard negatives mined by pgrag.
+DatasetArgument = Annotated[Path, typer.Argument(help="BEIR folder with the training judgments.")]
+SplitOption = Annotated[Optional[str], typer.Option(help="qrels split to learn from.")]
+HoldoutOption = Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of queries kept out of training.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")]
+NegativesOption = Annotated[int, typer.Option(min=1, help="Hard negatives per example, mined by hybrid search.")]
+StepsOption = Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")]
 
-    Writes train_queries.txt and heldout_queries.txt beside the model: evaluate with
-    `pgrag eval DATASET --queries OUT/heldout_queries.txt` and PGRAG_RERANKER=huggingface:OUT."""
+
+@dataclass
+class TrainingData:
+    kb: Any
+    dataset: Any
+    collection: str
+    examples: list[tuple[str, ...]]
+    query_ids: dict[str, list[str]]  # role (train, validation, heldout) → query ids
+
+    def save_query_ids(self, target: Path) -> None:
+        """Beside the model, so evaluation can keep to the queries it never saw (``heldout_queries.txt``)."""
+        for role, ids in self.query_ids.items():
+            (target / f"{role}_queries.txt").write_text("\n".join(ids) + "\n")
+
+
+@contextmanager
+def training_data(dataset_dir: Path, split: str | None, holdout: float, validation: float, seed: int,
+                  negatives: int, collection: str | None) -> Iterator[TrainingData]:
+    """Split the queries (held out, validation, train), ingest the corpus, and mine the training examples;
+    the knowledge base stays open for validation."""
     from app.evaluation.beir import CORPUS_CHUNKING, holdout as split_queries, load_beir
-    from app.training import mine_pairs, train_cross_encoder
+    from app.training import mine_examples
 
     dataset = load_beir(dataset_dir, split)
     name = collection or f"beir-{dataset.name}"
     train_ids, heldout_ids = split_queries(list(dataset.queries), holdout, seed)
+    fit_ids, validation_ids = split_queries(train_ids, validation, seed)
     with knowledge_base(**CORPUS_CHUNKING) as kb:
-        target = out or kb.settings.models_dir / "reranker"
         _ingest_corpus(kb, dataset, name)
-        with console.status(f"Mining hard negatives for {len(train_ids)} training queries"):
-            pairs = mine_pairs(kb, dataset, name, train_ids, negatives, depth=30, seed=seed)
-    with console.status(f"Training on {len(pairs)} pairs (CPU)"):
-        steps, seconds = train_cross_encoder(pairs, target, epochs=epochs, batch_size=batch_size,
-                                             learning_rate=learning_rate, max_steps=max_steps, seed=seed,
-                                             negatives=negatives, max_length=max_length)
-    (target / "train_queries.txt").write_text("\n".join(train_ids) + "\n")
-    (target / "heldout_queries.txt").write_text("\n".join(heldout_ids) + "\n")
-    console.print(f"Trained on {len(pairs)} pairs from {len(train_ids)} queries: {steps} steps in {seconds:.0f}s. "
-                  f"Saved to {target}; {len(heldout_ids)} held-out query ids in {target / 'heldout_queries.txt'}.")
+        with console.status(f"Mining hard negatives for {len(fit_ids)} training queries"):
+            examples = mine_examples(kb, dataset, name, fit_ids, negatives, depth=30, seed=seed)
+        if not examples:
+            raise ValueError(f"No training examples: no query in {dataset_dir} has a judged passage and {negatives} "
+                             "unjudged ones to contrast it with. Lower --negatives or use a larger corpus.")
+        yield TrainingData(kb, dataset, name, examples,
+                           {"train": fit_ids, "validation": validation_ids, "heldout": heldout_ids})
+
+
+@app.command("train-reranker")
+def train_reranker(
+    dataset_dir: DatasetArgument,
+    out: Annotated[Optional[Path], typer.Option(help="Where to save the model (default: data_dir/models/reranker).")]
+    = None,
+    split: SplitOption = None,
+    holdout: HoldoutOption = 0.25,
+    validation: Annotated[float, typer.Option(
+        min=0.01, max=0.5, help="Fraction of the training queries kept to choose the blend weight.")] = 0.15,
+    seed: SeedOption = 13,
+    negatives: NegativesOption = 3,
+    in_batch_negatives: Annotated[int, typer.Option(min=0, help="Other queries' passages added per example.")] = 3,
+    epochs: Annotated[float, typer.Option(min=0)] = 2.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option()] = 3e-4,
+    max_length: Annotated[int, typer.Option(min=32, help="Tokens of query + passage the model reads.")] = 128,
+    max_steps: StepsOption = None,
+    collection: CollectionOption = None,
+) -> None:
+    """Fine-tune a cross-encoder reranker from the packaged MiniLM weights, with hard negatives mined by pgrag,
+    and choose on validation queries how much its order counts against the hybrid order.
+
+    Evaluate with `pgrag eval DATASET --queries OUT/heldout_queries.txt` and PGRAG_RERANKER=huggingface:OUT."""
+    from app.training import TrainingReport, choose_blend_weight, train_model, write_record
+
+    with training_data(dataset_dir, split, holdout, validation, seed, negatives, collection) as data:
+        target = out or data.kb.settings.models_dir / "reranker"
+        with console.status(f"Training on {len(data.examples)} examples (CPU)"):
+            steps, seconds = train_model(
+                "cross-encoder", data.examples, target, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, max_steps=max_steps, seed=seed, in_batch_negatives=in_batch_negatives,
+                max_length=max_length)
+        validation_ids = data.query_ids["validation"]
+        with console.status(f"Choosing the blend weight on {len(validation_ids)} validation queries"):
+            weight, ndcg = choose_blend_weight(data.kb, data.dataset, data.collection, validation_ids, target)
+    data.save_query_ids(target)
+    report = TrainingReport(len(data.examples), steps, seconds, weight, ndcg)
+    write_record(target, report, dataset=str(dataset_dir), holdout=holdout, validation=validation, seed=seed,
+                 learning_rate=learning_rate, epochs=epochs)
+    table = ", ".join(f"{label} {value:.4f}" for label, value in ndcg.items())
+    chosen = "the cross-encoder alone" if weight is None else f"weight {weight:g}"
+    console.print(f"Trained on {len(data.examples)} examples: {steps} steps in {seconds:.0f}s. Validation nDCG@10 "
+                  f"by blend weight: {table}; chose {chosen}. Saved to {target}.")
+
+
+@app.command("train-embeddings")
+def train_embeddings(
+    dataset_dir: DatasetArgument,
+    out: Annotated[Path, typer.Option(help="Where to save the model.")],
+    split: SplitOption = None,
+    holdout: HoldoutOption = 0.25,
+    seed: SeedOption = 13,
+    negatives: NegativesOption = 3,
+    epochs: Annotated[float, typer.Option(min=0)] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 2e-5,
+    max_steps: StepsOption = None,
+    collection: CollectionOption = None,
+) -> None:
+    """Adapt the packaged MiniLM embedding model to a dataset's queries, with hard negatives mined by pgrag.
+
+    Then `pgrag reindex --embeddings huggingface:OUT` moves a collection to it (and PGRAG_EMBEDDINGS to query
+    it); evaluate with `pgrag eval DATASET --queries OUT/heldout_queries.txt`."""
+    from app.training import train_model
+
+    # Same split as train-reranker (so neither model sees the other's validation queries).
+    with training_data(dataset_dir, split, holdout, 0.15, seed, negatives, collection) as data:
+        with console.status(f"Training on {len(data.examples)} examples (CPU)"):
+            steps, seconds = train_model("embeddings", data.examples, out, epochs=epochs, batch_size=batch_size,
+                                         learning_rate=learning_rate, max_steps=max_steps, seed=seed)
+    data.save_query_ids(out)
+    console.print(f"Trained on {len(data.examples)} examples: {steps} steps in {seconds:.0f}s. Saved to {out}; "
+                  f"use it with `pgrag reindex --embeddings huggingface:{out}`.")
 
 
 def _ingest_corpus(kb: Any, dataset: Any, collection: str) -> None:
@@ -333,12 +412,14 @@ def documents(collection: CollectionOption = None) -> None:
 
 @app.command()
 def config() -> None:
-    """Show the effective settings, including what the reranker resolves to on this machine."""
-    from app.providers.reranker import resolve_reranker_spec
+    """Show the effective settings, including what the reranker and its blend weight resolve to here."""
+    from app.providers.reranker import blend_weight, resolve_reranker_spec
 
     settings = Settings()
     values = settings.model_dump(mode="json")
     values["reranker"] = f"{settings.reranker} -> {resolve_reranker_spec(settings)}"
+    weight = blend_weight(settings)
+    values["rerank_weight"] = f"{settings.rerank_weight} -> {'cross-encoder alone' if weight is None else weight}"
     if values.get("database_url"):
         values["database_url"] = "(set)"
     for key, value in values.items():

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
     rerank_candidates: int = Field(20, gt=0, description="Fused candidates the cross-encoder rescores.")
+    rerank_weight: float | None = Field(
+        None, ge=0,
+        description=(
+            "Weight of the cross-encoder's order against the hybrid order, fused by RRF (k = rrf_k). Unset: the "
+            "weight `pgrag train-reranker` chose on validation queries for its model, else the cross-encoder's "
+            "order alone."
+        ),
+    )
     min_relevance: float = Field(
         0.3, description="Retrieval health check: when the best passage's cosine similarity to the question is "
         "below this, ask says the knowledge base has no good answer. Calibrated in docs/eval/README.md.")

@@ -111,9 +111,11 @@ class KnowledgeBase:
         """The configured cross-encoder as a document compressor keeping ``top_n``, or None when it is off."""
         if self._cross_encoder is None:
             return None
+        from app.providers.reranker import blend_weight
         from chains.rerank import CrossEncoderReranker
 
-        return CrossEncoderReranker(model=self._cross_encoder, top_n=top_n)
+        return CrossEncoderReranker(model=self._cross_encoder, top_n=top_n, weight=blend_weight(self.settings),
+                                    rrf_k=self.settings.rrf_k)
 
     # -- ingest -------------------------------------------------------------------------------------------------
     def ingest(

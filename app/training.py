@@ -1,54 +1,64 @@
-"""Training a cross-encoder reranker offline, from the packaged MiniLM weights and a BEIR-format dataset.
+"""Training a cross-encoder reranker, or adapting the embedding model, offline: from the packaged MiniLM
+weights and a BEIR-format dataset.
 
-No trained cross-encoder ships in any pip package, so pgrag makes its own: positives from the qrels, hard
-negatives mined by pgrag's own hybrid retriever (the passages it would wrongly rank high), trained with
-sentence-transformers' CrossEncoderTrainer. Only the training queries are used; the held-out ones are written
-next to the model so evaluation can be restricted to queries the reranker never saw.
+No trained cross-encoder ships in any pip package, so pgrag makes its own: each judged (query, passage) pair
+is an example, with hard negatives mined by pgrag's own hybrid retriever (the passages it would wrongly rank
+high) and other queries' passages in the batch as easy ones, trained with a ranking loss (the model learns to
+pick the relevant passage out of the group, which teaches a fresh scoring head far faster than labelling pairs
+one by one). A slice of the training queries is kept for validation, where the weight that blends the
+cross-encoder's order with the hybrid order is chosen. Held-out queries are never used. The embedding model
+learns from the same examples.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from ranx import Qrels
 
 from app.evaluation.beir import BeirDataset
+from app.evaluation.runner import score
+from app.providers.reranker import TRAINING_RECORD
+from chains.rerank import blend
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Candidate blend weights; None is the cross-encoder's order alone, 0 the hybrid order alone.
+BLEND_WEIGHTS: tuple[float | None, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, None)
+
+Example = tuple[str, ...]  # (query, relevant passage, hard negative, ...)
 
 
 @dataclass
 class TrainingReport:
-    train_queries: int
-    heldout_queries: int
-    pairs: int
+    examples: int
     steps: int
     seconds: float
-    out: Path
+    blend_weight: float | None
+    validation_ndcg: dict[str, float]
 
 
-def mine_pairs(kb: Any, dataset: BeirDataset, collection: str, query_ids: list[str], negatives: int,
-               depth: int, seed: int) -> list[tuple[str, str, float]]:
-    """(query, passage, label) pairs: every judged passage, plus ``negatives`` unjudged ones per query drawn
-    from the top ``depth`` of pgrag's hybrid search."""
+def mine_examples(kb: Any, dataset: BeirDataset, collection: str, query_ids: list[str], negatives: int,
+                  depth: int, seed: int) -> list[Example]:
+    """One example per judged passage: (query, passage, ``negatives`` unjudged passages drawn from the top
+    ``depth`` of pgrag's hybrid search for that query)."""
     rng = random.Random(seed)
     retriever = kb.retriever(collection=collection, k=depth, mode="hybrid", rerank=False)
-    doc_ids = sorted(dataset.corpus)
-    pairs: list[tuple[str, str, float]] = []
+    examples: list[Example] = []
     for qid in query_ids:
         query, relevant = dataset.queries[qid], dataset.qrels[qid]
-        pairs += [(query, _passage(dataset, doc_id), 1.0) for doc_id in relevant if doc_id in dataset.corpus]
-        candidates = [doc.page_content for doc in retriever.invoke(query) if doc.metadata["source"] not in relevant]
-        hard = rng.sample(candidates, min(negatives - negatives // 2, len(candidates)))
-        # Half the negatives are random passages: easy ones let the untrained head learn the task's basics
-        # before the hard ones refine it.
-        easy = [_passage(dataset, doc_id) for doc_id in rng.sample(doc_ids, negatives // 2) if doc_id not in relevant]
-        pairs += [(query, passage, 0.0) for passage in hard + easy]
-    rng.shuffle(pairs)
-    return pairs
+        hard = [doc.page_content for doc in retriever.invoke(query) if doc.metadata["source"] not in relevant]
+        if len(hard) < negatives:
+            continue
+        for doc_id in relevant:
+            if doc_id in dataset.corpus:
+                examples.append((query, _passage(dataset, doc_id), *rng.sample(hard, negatives)))
+    return examples
 
 
 def _passage(dataset: BeirDataset, doc_id: str) -> str:
@@ -56,34 +66,86 @@ def _passage(dataset: BeirDataset, doc_id: str) -> str:
     return f"{title}\n\n{text}".strip()
 
 
-def train_cross_encoder(pairs: list[tuple[str, str, float]], out: Path, *, epochs: float, batch_size: int,
-                        learning_rate: float, max_steps: int | None, seed: int, negatives: int,
-                        max_length: int) -> tuple[int, float]:
-    """Fine-tune a MiniLM cross-encoder on the pairs and save it to ``out``; returns (steps, seconds)."""
+def train_model(kind: Literal["cross-encoder", "embeddings"], examples: list[Example], out: Path, *, epochs: float,
+                batch_size: int, learning_rate: float, max_steps: int | None, seed: int,
+                in_batch_negatives: int = 3, max_length: int | None = None) -> tuple[int, float]:
+    """Fine-tune the packaged MiniLM on the examples as a cross-encoder or as the embedding model, and save it
+    to ``out``; returns (steps, seconds). Both learn to pick each query's passage out of its group, with the
+    batch's other passages as extra negatives: a cross-encoder pays a forward pass for each of those (so it
+    samples ``in_batch_negatives``), an embedding model gets them all for free."""
     import torch
     from datasets import Dataset
-    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     from app.providers.embeddings import packaged_model_path
 
-    model = CrossEncoder(packaged_model_path(BASE_MODEL), num_labels=1, max_length=max_length)
-    train = Dataset.from_dict({
-        "query": [p[0] for p in pairs], "passage": [p[1] for p in pairs], "label": [p[2] for p in pairs],
-    })
-    # Negatives outnumber positives; weighting positives keeps the classifier from learning "always no".
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(1, negatives))))
+    base = packaged_model_path(BASE_MODEL)
+    if kind == "cross-encoder":
+        from sentence_transformers.cross_encoder import CrossEncoder as Model
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
+        from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Arguments
+        from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+
+        model = Model(base, num_labels=1, max_length=max_length)
+        loss = MultipleNegativesRankingLoss(model, num_negatives=in_batch_negatives)
+    else:
+        from sentence_transformers import SentenceTransformer as Model
+        from sentence_transformers import SentenceTransformerTrainer as Trainer
+        from sentence_transformers import SentenceTransformerTrainingArguments as Arguments
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+        model = Model(base)
+        loss = MultipleNegativesRankingLoss(model)
+    columns = ["query", "positive", *(f"negative_{i}" for i in range(len(examples[0]) - 2))]
+    train = Dataset.from_dict({name: [example[i] for example in examples] for i, name in enumerate(columns)})
     with tempfile.TemporaryDirectory() as scratch:
-        args = CrossEncoderTrainingArguments(
+        args = Arguments(
             output_dir=scratch, num_train_epochs=epochs, max_steps=max_steps or -1,
             per_device_train_batch_size=batch_size, learning_rate=learning_rate, warmup_steps=0.1,
-            seed=seed, save_strategy="no", logging_steps=50, report_to="none", use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
+            batch_sampler="no_duplicates",  # a query's own passage must not come back as its in-batch negative
+            seed=seed, save_strategy="no", logging_steps=10, report_to="none",
+            use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
         )
-        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=train, loss=loss)
+        trainer = Trainer(model=model, args=args, train_dataset=train, loss=loss)
         started = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     return int(result.global_step), seconds
+
+
+def choose_blend_weight(kb: Any, dataset: BeirDataset, collection: str, query_ids: list[str], model_dir: Path
+                        ) -> tuple[float | None, dict[str, float]]:
+    """Score each validation query's hybrid candidates with the new model once, then pick the blend weight
+    with the best nDCG@10 (ties go to the lighter weight). Returns (weight, nDCG@10 per weight)."""
+    from langchain_community.cross_encoders import HuggingFaceCrossEncoder
+
+    model = HuggingFaceCrossEncoder(model_name=str(model_dir))
+    retriever = kb.retriever(collection=collection, k=kb.settings.rerank_candidates, mode="hybrid", rerank=False)
+    scored = []
+    for qid in query_ids:
+        documents = retriever.invoke(dataset.queries[qid])
+        scores = model.score([(dataset.queries[qid], doc.page_content) for doc in documents]) if documents else []
+        scored.append((qid, [doc.metadata["source"] for doc in documents], scores))
+    qrels = Qrels({qid: dataset.qrels[qid] for qid in query_ids})
+    results: dict[str, float] = {}
+    for weight in BLEND_WEIGHTS:
+        run = {}
+        for qid, docs, scores in scored:
+            ranking = blend(docs, scores, weight, kb.settings.rrf_k)
+            run[qid] = {doc: float(len(ranking) - rank) for rank, doc in enumerate(ranking)} or {"__none__": 0.0}
+        results[_label(weight)] = score(qrels, run, _label(weight))["ndcg@10"]
+    best = max(BLEND_WEIGHTS, key=lambda weight: results[_label(weight)])
+    return best, results
+
+
+def _label(weight: float | None) -> str:
+    return "cross-encoder alone" if weight is None else f"{weight:g}"
+
+
+def write_record(out: Path, report: TrainingReport, **details: Any) -> None:
+    """The training record beside the model: the blend weight the retriever applies, and how it was chosen."""
+    record = {"blend_weight": report.blend_weight, "validation_ndcg@10": report.validation_ndcg,
+              "base_model": BASE_MODEL, "examples": report.examples, "steps": report.steps, "training_seconds": round(report.seconds, 1),
+              **details}
+    (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

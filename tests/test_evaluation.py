@@ -9,6 +9,8 @@ from app.cli import app
 from app.evaluation.beir import CORPUS_CHUNKING, holdout, load_beir
 from app.evaluation.runner import evaluate_dataset
 from app.kb import KnowledgeBase
+from app.training import BLEND_WEIGHTS
+from chains.rerank import blend
 from corpus import DISTRACTORS
 
 QUERIES = {
@@ -67,9 +69,36 @@ def test_train_reranker_then_use_it(tiny_beir, tmp_path, cli_env, monkeypatch):
                                       "--collection", "tiny-train"])
     assert result.exit_code == 0, result.output
     held = (out / "heldout_queries.txt").read_text().split()
-    assert len(held) == 2 and len((out / "train_queries.txt").read_text().split()) == 4
+    trained, validation = ((out / f"{name}_queries.txt").read_text().split() for name in ("train", "validation"))
+    assert len(held) == 2 and len(trained) == 3 and len(validation) == 1
+    record = json.loads((out / "pgrag-reranker.json").read_text())
+    assert record["blend_weight"] in BLEND_WEIGHTS and len(record["validation_ndcg@10"]) == len(BLEND_WEIGHTS)
 
     monkeypatch.setenv("PGRAG_RERANKER", f"huggingface:{out}")
     result = CliRunner().invoke(app, ["search", "bees and flowers", "-c", "tiny-train", "--json", "-k", "3"])
     assert result.exit_code == 0, result.output
     assert all("rerank" in hit["scores"] for hit in json.loads(result.stdout))
+
+
+def test_blend_follows_the_weight():
+    first_stage, scores = ["a", "b", "c", "d"], [0.1, 0.2, 0.3, 0.9]
+    assert blend(first_stage, scores, None, rrf_k=5) == ["d", "c", "b", "a"]
+    assert blend(first_stage, scores, 0.0, rrf_k=5) == first_stage
+    # Equal weights: "d" (4th, then 1st) ties with "a" (1st, then 4th) and overtakes "b" and "c"; ties keep
+    # the first-stage order.
+    assert blend(first_stage, scores, 1.0, rrf_k=5) == ["a", "d", "b", "c"]
+
+
+def test_train_embeddings_then_embed_with_them(tiny_beir, tmp_path, cli_env, monkeypatch):
+    monkeypatch.setenv("PGRAG_DATA_DIR", cli_env["PGRAG_DATA_DIR"])
+    out = tmp_path / "embeddings"
+    result = CliRunner().invoke(app, ["train-embeddings", str(tiny_beir), "--out", str(out), "--max-steps", "2",
+                                      "--batch-size", "4", "--negatives", "2", "--holdout", "0.34",
+                                      "--collection", "tiny-train"])
+    assert result.exit_code == 0, result.output
+    assert len((out / "heldout_queries.txt").read_text().split()) == 2
+
+    from app.providers.embeddings import load_embeddings
+
+    vector = load_embeddings(f"huggingface:{out}", max_retries=0).embed_query("bees and flowers")
+    assert len(vector) == 384

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 from app.config import Settings
 from app.providers import parse_spec
@@ -10,6 +12,8 @@ from app.providers import parse_spec
 log = logging.getLogger(__name__)
 
 HUB_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+# Written by `pgrag train-reranker` beside its model: the blend weight it chose on validation queries.
+TRAINING_RECORD = "pgrag-reranker.json"
 
 
 def resolve_reranker_spec(settings: Settings) -> str:
@@ -42,3 +46,16 @@ def load_cross_encoder(settings: Settings):
     from langchain_community.cross_encoders import HuggingFaceCrossEncoder
 
     return HuggingFaceCrossEncoder(model_name=parsed.model)
+
+
+def blend_weight(settings: Settings) -> float | None:
+    """How much the cross-encoder's order counts against the hybrid order (see ``chains.rerank.blend``):
+    ``PGRAG_RERANK_WEIGHT`` if set, else the weight recorded with a model trained by pgrag, else None (the
+    cross-encoder's order alone)."""
+    if settings.rerank_weight is not None:
+        return settings.rerank_weight
+    spec = resolve_reranker_spec(settings)
+    record = Path(parse_spec(spec).model) / TRAINING_RECORD if spec != "none" else None
+    if record is not None and record.is_file():
+        return json.loads(record.read_text(encoding="utf-8"))["blend_weight"]
+    return None
