@@ -72,7 +72,8 @@ def train_model(kind: Literal["cross-encoder", "embeddings"], examples: list[Exa
     """Fine-tune the packaged MiniLM on the examples as a cross-encoder or as the embedding model, and save it
     to ``out``; returns (steps, seconds). Both learn to pick each query's passage out of its group, with the
     batch's other passages as extra negatives: a cross-encoder pays a forward pass for each of those (so it
-    samples ``in_batch_negatives``), an embedding model gets them all for free."""
+    samples ``in_batch_negatives``), an embedding model gets them all for free. ``max_length`` (tokens of query
+    + passage) applies to the cross-encoder; the embedding model keeps the length it embeds with."""
     import torch
     from datasets import Dataset
 
@@ -146,6 +147,6 @@ def _label(weight: float | None) -> str:
 def write_record(out: Path, report: TrainingReport, **details: Any) -> None:
     """The training record beside the model: the blend weight the retriever applies, and how it was chosen."""
     record = {"blend_weight": report.blend_weight, "validation_ndcg@10": report.validation_ndcg,
-              "base_model": BASE_MODEL, "examples": report.examples, "steps": report.steps, "training_seconds": round(report.seconds, 1),
-              **details}
+              "base_model": BASE_MODEL, "examples": report.examples, "steps": report.steps,
+              "training_seconds": round(report.seconds, 1), **details}
     (out / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -1,6 +1,6 @@
 """Calibrate the retrieval health check (PGRAG_MIN_RELEVANCE) on a BEIR split.
 
-    PGRAG_DATA_DIR=... .venv/bin/python scripts/calibrate_relevance.py ../shared/data/scifact [--miss-rates 0.01 0.02 0.05]
+    PGRAG_DATA_DIR=... .venv/bin/python scripts/calibrate_relevance.py ../shared/data/scifact [--miss-rates 0.01 0.05]
 
 For every query it records the best dense (cosine) similarity among the top passages twice: as the knowledge base
 is (the answer is there), and with the query's judged passages removed (the knowledge base does not hold the
