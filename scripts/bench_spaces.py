@@ -3,7 +3,8 @@ and vector vs halfvec storage size and retrieval quality.
 
     .venv/bin/python scripts/bench_spaces.py --data-dir DIR [--docs 600] [--eval-collection beir-scifact]
 
-Throughput and latency use a fresh collection of SciFact abstracts; the halfvec quality check re-scores the
+Throughput and latency use a fresh collection of SciFact abstracts, reindexed by `pgrag reindex` in its own
+process while this one searches at a steady rate; the halfvec quality check re-scores the
 dense leg of an already ingested BEIR collection (`pgrag eval` makes one) with its stored vectors cast to
 halfvec, exactly (no index), so the difference is the precision loss alone. Writes JSON to --out.
 """
@@ -11,12 +12,16 @@ halfvec, exactly (no index), so the difference is the precision loss alone. Writ
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import statistics
+import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -38,34 +43,36 @@ def p95(values: list[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
 
 
-def search_latencies(kb: KnowledgeBase, collection: str, queries: list[str], stop: threading.Event | None,
-                     count: int) -> list[float]:
-    latencies = []
-    for query in queries[:count]:
-        if stop is not None and stop.is_set():
+def search_latencies(kb: KnowledgeBase, collection: str, queries: list[str], count: int,
+                     rate: float | None = None, until: Callable[[], bool] = lambda: False) -> list[float]:
+    """Latencies (ms) of hybrid searches, back to back or paced at ``rate`` per second, stopping after ``count``
+    or as soon as ``until()`` is true."""
+    latencies: list[float] = []
+    for query in itertools.islice(itertools.cycle(queries), count):
+        if until():
             break
         started = time.perf_counter()
         kb.search_hits(query, collection=collection, mode="hybrid", k=10)
         latencies.append((time.perf_counter() - started) * 1000)
+        if rate:
+            time.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
     return latencies
 
 
-def reindex_under_load(kb: KnowledgeBase, collection: str, queries: list[str]) -> dict[str, float]:
-    idle = search_latencies(kb, collection, queries, None, 200)
-    stop, during = threading.Event(), []
-
-    def load() -> None:
-        while not stop.is_set():
-            during.extend(search_latencies(kb, collection, queries, stop, 50))
-
-    thread = threading.Thread(target=load)
-    thread.start()
-    try:
-        report = reindex(kb, collection, EmbeddingSpec.parse(kb.settings.embeddings), storage="halfvec")
-    finally:
-        stop.set()
-        thread.join()
-    return {"reindex_chunks_per_s": round(report.chunks_per_second, 2),
+def reindex_under_load(kb: KnowledgeBase, collection: str, queries: list[str], chunks: int, rate: float,
+                       background: bool) -> dict[str, Any]:
+    """Run `pgrag reindex` in its own process, as users do, while this process searches at ``rate`` queries/s."""
+    idle = search_latencies(kb, collection, queries, 200, rate)
+    command = [str(Path(sys.executable).parent / "pgrag"), "reindex", "-c", collection, "--embeddings",
+               kb.settings.embeddings, "--storage", "halfvec", "--background" if background else "--no-background"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env={**os.environ, "PGRAG_DATA_DIR": str(kb.settings.data_dir)},
+                               stdout=subprocess.DEVNULL)
+    during = search_latencies(kb, collection, queries, 10**9, rate, until=lambda: process.poll() is not None)
+    if process.wait() != 0:
+        raise RuntimeError(f"{' '.join(command)} failed")
+    seconds = time.perf_counter() - started
+    return {"reindex_chunks_per_s": round(chunks / seconds, 2),
             "search_idle_ms": {"p50": round(statistics.median(idle), 2), "p95": round(p95(idle), 2)},
             "search_during_reindex_ms": {"p50": round(statistics.median(during), 2), "p95": round(p95(during), 2),
                                          "queries": len(during)},
@@ -121,6 +128,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
     parser.add_argument("--docs", type=int, default=600)
+    parser.add_argument("--search-rate", type=float, default=20.0, help="Searches per second during the reindex.")
+    parser.add_argument("--no-background", dest="background", action="store_false",
+                        help="Run the reindex at normal CPU priority (default: pgrag's background priority).")
     parser.add_argument("--eval-collection", default="beir-scifact")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench_spaces.json")
     args = parser.parse_args()
@@ -131,7 +141,8 @@ def main() -> None:
     with KnowledgeBase(Settings(data_dir=args.data_dir, reranker="none")) as kb:
         ingest = kb.ingest_documents(list(dataset.documents())[: args.docs], collection=collection)
         results["ingest_chunks_per_s"] = round(ingest.chunks_per_second, 2)
-        results.update(reindex_under_load(kb, collection, queries))
+        results["search_rate_per_s"] = args.search_rate
+        results.update(reindex_under_load(kb, collection, queries, ingest.chunks, args.search_rate, args.background))
         results["reindex_vs_ingest"] = round(results["reindex_chunks_per_s"] / results["ingest_chunks_per_s"], 3)
         results["storage"] = storage_sizes(kb, collection)
         print(json.dumps(results), flush=True)
