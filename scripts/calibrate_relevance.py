@@ -11,7 +11,6 @@ queries as weak; the script reports how many answerless cases it catches. Assume
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -19,21 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.evaluation.beir import CORPUS_CHUNKING, load_beir, read_query_ids  # noqa: E402
+from app.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments  # noqa: E402
 from app.kb import KnowledgeBase  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("dataset", type=Path)
-    parser.add_argument("--split", default=None)
-    parser.add_argument("--queries", type=Path, default=None)
-    parser.add_argument("--collection", default=None)
+    parser = script_arguments()
     parser.add_argument("--miss-rates", type=float, nargs="+", default=[0.01, 0.02, 0.05],
                         help="Largest shares of answerable queries the check may wrongly call weak.")
     args = parser.parse_args()
-    dataset = load_beir(args.dataset, args.split, read_query_ids(args.queries) if args.queries else None)
-    collection = args.collection or f"beir-{dataset.name}"
+    dataset, collection = load_from_arguments(args)
 
     answerable: list[float] = []
     answerless: list[float] = []

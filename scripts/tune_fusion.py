@@ -9,7 +9,6 @@ real SQL path. Assumes the corpus is already ingested (`pgrag eval` does that).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -19,20 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ranx import Qrels, Run, evaluate  # noqa: E402
 
-from app.evaluation.beir import CORPUS_CHUNKING, load_beir, read_query_ids  # noqa: E402
+from app.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments  # noqa: E402
 from app.evaluation.runner import DEPTH  # noqa: E402
 from app.kb import KnowledgeBase  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("dataset", type=Path)
-    parser.add_argument("--split", default=None)
-    parser.add_argument("--queries", type=Path, default=None)
-    parser.add_argument("--collection", default=None)
+    parser = script_arguments()
     args = parser.parse_args()
-    dataset = load_beir(args.dataset, args.split, read_query_ids(args.queries) if args.queries else None)
-    collection = args.collection or f"beir-{dataset.name}"
+    dataset, collection = load_from_arguments(args)
 
     legs: dict[str, dict[str, list[str]]] = {"dense": {}, "lexical": {}}
     with KnowledgeBase.open(reranker="none", **CORPUS_CHUNKING) as kb:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import random
@@ -22,6 +23,11 @@ class BeirDataset:
     corpus: dict[str, tuple[str, str]]  # doc id → (title, text)
     queries: dict[str, str]  # query id → text, only queries with judgments in the split
     qrels: dict[str, dict[str, int]]  # query id → doc id → relevance
+
+    @property
+    def collection(self) -> str:
+        """The collection pgrag ingests this dataset into unless told otherwise."""
+        return f"beir-{self.name}"
 
     def documents(self) -> Iterator[Document]:
         """One Document per corpus entry, title and text together (what BM25 and the encoder both see)."""
@@ -74,3 +80,20 @@ def holdout(query_ids: list[str], fraction: float, seed: int) -> tuple[list[str]
     random.Random(seed).shuffle(shuffled)
     cut = round(len(shuffled) * fraction)
     return sorted(shuffled[cut:]), sorted(shuffled[:cut])
+
+
+def script_arguments(description: str | None = None) -> argparse.ArgumentParser:
+    """The arguments of the scripts that measure on an ingested BEIR dataset; read them with
+    :func:`load_from_arguments`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--split", default=None)
+    parser.add_argument("--queries", type=Path, default=None, help="Only these query ids (one per line).")
+    parser.add_argument("--collection", default=None, help="Default: beir-<dataset folder name>.")
+    return parser
+
+
+def load_from_arguments(args: argparse.Namespace) -> tuple[BeirDataset, str]:
+    """(dataset, collection) from :func:`script_arguments`."""
+    dataset = load_beir(args.dataset, args.split, read_query_ids(args.queries) if args.queries else None)
+    return dataset, args.collection or dataset.collection
