@@ -107,14 +107,20 @@ class KnowledgeBase:
 
         return load_cross_encoder(self.settings)
 
+    @cached_property
+    def _blend_weight(self) -> float | None:
+        """Resolved once: it reads the model's training record (and, for ``auto``, the model cache)."""
+        from app.providers.reranker import blend_weight
+
+        return blend_weight(self.settings)
+
     def reranker(self, top_n: int) -> Any:
         """The configured cross-encoder as a document compressor keeping ``top_n``, or None when it is off."""
         if self._cross_encoder is None:
             return None
-        from app.providers.reranker import blend_weight
         from chains.rerank import CrossEncoderReranker
 
-        return CrossEncoderReranker(model=self._cross_encoder, top_n=top_n, weight=blend_weight(self.settings),
+        return CrossEncoderReranker(model=self._cross_encoder, top_n=top_n, weight=self._blend_weight,
                                     rrf_k=self.settings.rrf_k)
 
     # -- ingest -------------------------------------------------------------------------------------------------
