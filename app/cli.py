@@ -176,7 +176,7 @@ def eval_command(
     from app.evaluation.runner import evaluate_dataset
 
     dataset = load_beir(dataset_dir, split, read_query_ids(queries) if queries else None)
-    name = collection or f"beir-{dataset.name}"
+    name = collection or dataset.collection
     with knowledge_base(**CORPUS_CHUNKING) as kb:
         _ingest_corpus(kb, dataset, name)
         with console.status("Evaluating") as status:
@@ -205,6 +205,8 @@ HoldoutOption = Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of 
 SeedOption = Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")]
 NegativesOption = Annotated[int, typer.Option(min=1, help="Hard negatives per example, mined by hybrid search.")]
 StepsOption = Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")]
+# Share of the training queries train-reranker validates on; train-embeddings keeps the same split.
+VALIDATION_FRACTION = 0.15
 
 
 @dataclass
@@ -230,7 +232,7 @@ def training_data(dataset_dir: Path, split: str | None, holdout: float, validati
     from app.training import mine_examples
 
     dataset = load_beir(dataset_dir, split)
-    name = collection or f"beir-{dataset.name}"
+    name = collection or dataset.collection
     train_ids, heldout_ids = split_queries(list(dataset.queries), holdout, seed)
     fit_ids, validation_ids = split_queries(train_ids, validation, seed)
     with knowledge_base(**CORPUS_CHUNKING) as kb:
@@ -252,7 +254,8 @@ def train_reranker(
     split: SplitOption = None,
     holdout: HoldoutOption = 0.25,
     validation: Annotated[float, typer.Option(
-        min=0.01, max=0.5, help="Fraction of the training queries kept to choose the blend weight.")] = 0.15,
+        min=0.01, max=0.5, help="Fraction of the training queries kept to choose the blend weight.")]
+    = VALIDATION_FRACTION,
     seed: SeedOption = 13,
     negatives: NegativesOption = 3,
     in_batch_negatives: Annotated[int, typer.Option(min=0, help="Other queries' passages added per example.")] = 3,
@@ -309,8 +312,8 @@ def train_embeddings(
     it); evaluate with `pgrag eval DATASET --queries OUT/heldout_queries.txt`."""
     from app.training import train_model
 
-    # Same split as train-reranker (so neither model sees the other's validation queries).
-    with training_data(dataset_dir, split, holdout, 0.15, seed, negatives, collection) as data:
+    # The reranker's default split, so an adapted embedding model never sees the reranker's validation queries.
+    with training_data(dataset_dir, split, holdout, VALIDATION_FRACTION, seed, negatives, collection) as data:
         with console.status(f"Training on {len(data.examples)} examples (CPU)"):
             steps, seconds = train_model("embeddings", data.examples, out, epochs=epochs, batch_size=batch_size,
                                          learning_rate=learning_rate, max_steps=max_steps, seed=seed)

@@ -35,8 +35,6 @@ from app.db import spaces  # noqa: E402
 from app.db.search import vector_literal  # noqa: E402
 from app.evaluation.beir import load_beir  # noqa: E402
 from app.kb import KnowledgeBase  # noqa: E402
-from app.providers.embeddings import EmbeddingSpec  # noqa: E402
-from app.reindex import reindex  # noqa: E402
 
 
 def p95(values: list[float]) -> float:
