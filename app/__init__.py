@@ -1,5 +1,5 @@
 """pgrag: retrieval-augmented generation on PostgreSQL + pgvector. Start with ``KnowledgeBase.open()``."""
 
-from app.kb import Answer, KnowledgeBase
+from pgrag.kb import Answer, KnowledgeBase
 
 __all__ = ["Answer", "KnowledgeBase"]

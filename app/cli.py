@@ -6,50 +6,55 @@ import json
 import subprocess
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.config import SearchMode, Settings
+from pgrag.config import SearchMode, Settings
+from pgrag.errors import PgragError
+from pgrag.kb import KnowledgeBase
 
-app = typer.Typer(help="pgrag: ask questions of your documents, on PostgreSQL + pgvector.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-db_app = typer.Typer(help="Database: migrations, psql.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
+if TYPE_CHECKING:
+    from pgrag.evaluation.beir import BeirDataset
+    from pgrag.training import TrainingData
 
 console = Console()
 errors = Console(stderr=True)
 
+
+class _Commands(TyperGroup):
+    """The one error handler: a pgrag error is one red line (no traceback) and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PgragError as exc:
+            errors.print(f"[red]Error:[/red] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(help="pgrag: ask questions of your documents, on PostgreSQL + pgvector.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, cls=_Commands)
+db_app = typer.Typer(help="Database: migrations, psql.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
 CollectionOption = Annotated[Optional[str], typer.Option("--collection", "-c", help="Collection (default: settings).")]
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from app.db.engine import SchemaOutOfDate
-    from app.db.spaces import EmbeddingModelMismatch, UnknownCollection
-    from app.providers.embeddings import EmbeddingProviderError
-
-    return (SchemaOutOfDate, EmbeddingModelMismatch, UnknownCollection, EmbeddingProviderError, ValueError,
-            FileNotFoundError, RuntimeError)
-
-
 @contextmanager
-def knowledge_base(**overrides: Any) -> Iterator[Any]:
-    """Open the knowledge base for one command; user errors become one red line and exit code 1."""
-    from app.db.embedded import install_signal_handlers
-    from app.kb import KnowledgeBase
+def knowledge_base(**overrides: Any) -> Iterator[KnowledgeBase]:
+    """Open the knowledge base for one command."""
+    from pgrag.db.embedded import install_signal_handlers
 
     install_signal_handlers()
-    try:
-        with KnowledgeBase.open(**{k: v for k, v in overrides.items() if v is not None}) as kb:
-            yield kb
-    except _user_errors() as exc:
-        errors.print(f"[red]Error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    with KnowledgeBase.open(**{k: v for k, v in overrides.items() if v is not None}) as kb:
+        yield kb
 
 
 @app.command()
@@ -64,16 +69,12 @@ def ingest(
     if missing:
         errors.print(f"[red]Error:[/red] no such file or folder: {', '.join(missing)}")
         raise typer.Exit(2)
-    with knowledge_base() as kb:
-        from app.ingest.loaders import discover
-
-        total = sum(1 for _ in discover(paths, include, exclude))
-        with _progress() as progress:
-            task = progress.add_task("Ingesting", total=total, chunks=0)
-            report = kb.ingest(
-                paths, collection=collection, include=include, exclude=exclude,
-                on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.chunks),
-            )
+    with knowledge_base() as kb, _progress() as progress:
+        task = progress.add_task("Ingesting", total=None, chunks=0)
+        report = kb.ingest(
+            paths, collection=collection, include=include, exclude=exclude,
+            on_progress=lambda r: progress.update(task, completed=r.items_done, total=r.total, chunks=r.chunks),
+        )
     for name, reason in report.failed:
         errors.print(f"[yellow]Skipped[/yellow] {name}: {reason}")
     console.print(
@@ -88,9 +89,7 @@ def delete(source: Annotated[str, typer.Argument(help="The document's source (it
            collection: CollectionOption = None) -> None:
     """Delete a document and its chunks."""
     with knowledge_base() as kb:
-        if not kb.delete(source, collection=collection):
-            errors.print(f"[red]Error:[/red] no document {source!r} in the collection")
-            raise typer.Exit(1)
+        kb.delete(source, collection=collection, missing_ok=False)
     console.print(f"Deleted {source}")
 
 
@@ -105,7 +104,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Semantic search without an LLM: hybrid retrieval, then reranking."""
-    from chains.retriever import best_similarity, is_weak
+    from pgrag.retrieval import best_similarity, is_weak
 
     metadata_filter = _parse_filter(filter)
     with knowledge_base() as kb:
@@ -154,7 +153,7 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[in
     """Serve the HTTP API: /rag and /search (LangServe, with /rag/playground/), REST ingest, /docs."""
     import uvicorn
 
-    from app.server import create_app
+    from pgrag.server import create_app
 
     uvicorn.run(create_app(), host=host, port=port)
 
@@ -172,13 +171,13 @@ def eval_command(
     = None,
 ) -> None:
     """Ingest a BEIR dataset (once) and report nDCG@10, recall@100, MRR@10 and queries/s for every mode."""
-    from app.evaluation.beir import CORPUS_CHUNKING, load_beir, read_query_ids
-    from app.evaluation.runner import evaluate_dataset
+    from pgrag.evaluation.beir import CORPUS_CHUNKING, load_beir, read_query_ids
+    from pgrag.evaluation.runner import evaluate_dataset
 
     dataset = load_beir(dataset_dir, split, read_query_ids(queries) if queries else None)
     name = collection or dataset.collection
     with knowledge_base(**CORPUS_CHUNKING) as kb:
-        _ingest_corpus(kb, dataset, name)
+        _ingest_dataset(kb, dataset, name)
         with console.status("Evaluating") as status:
             result = evaluate_dataset(
                 kb, dataset, name, expansion=expansion or kb.settings.expansion, with_baselines=baselines,
@@ -205,47 +204,6 @@ HoldoutOption = Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of 
 SeedOption = Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")]
 NegativesOption = Annotated[int, typer.Option(min=1, help="Hard negatives per example, mined by hybrid search.")]
 StepsOption = Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")]
-# Share of the training queries train-reranker validates on; train-embeddings keeps the same split.
-VALIDATION_FRACTION = 0.15
-
-
-@dataclass
-class TrainingData:
-    kb: Any
-    dataset: Any
-    collection: str
-    examples: list[tuple[str, ...]]
-    query_ids: dict[str, list[str]]  # role (train, validation, heldout) → query ids
-
-    def save_query_ids(self, target: Path) -> None:
-        """Beside the model, so evaluation can keep to the queries it never saw (``heldout_queries.txt``)."""
-        for role, ids in self.query_ids.items():
-            (target / f"{role}_queries.txt").write_text("\n".join(ids) + "\n")
-
-
-@contextmanager
-def training_data(dataset_dir: Path, split: str | None, holdout: float, validation: float, seed: int,
-                  negatives: int, collection: str | None) -> Iterator[TrainingData]:
-    """Split the queries (held out, validation, train), ingest the corpus, and mine the training examples;
-    the knowledge base stays open for validation."""
-    from app.evaluation.beir import CORPUS_CHUNKING, holdout as split_queries, load_beir
-    from app.training import mine_examples
-
-    dataset = load_beir(dataset_dir, split)
-    name = collection or dataset.collection
-    train_ids, heldout_ids = split_queries(list(dataset.queries), holdout, seed)
-    fit_ids, validation_ids = split_queries(train_ids, validation, seed)
-    with knowledge_base(**CORPUS_CHUNKING) as kb:
-        _ingest_corpus(kb, dataset, name)
-        with console.status(f"Mining hard negatives for {len(fit_ids)} training queries"):
-            examples = mine_examples(kb, dataset, name, fit_ids, negatives, depth=30, seed=seed)
-        if not examples:
-            raise ValueError(f"No training examples: no query in {dataset_dir} has a judged passage and {negatives} "
-                             "unjudged ones to contrast it with. Lower --negatives or use a larger corpus.")
-        yield TrainingData(kb, dataset, name, examples,
-                           {"train": fit_ids, "validation": validation_ids, "heldout": heldout_ids})
-
-
 @app.command("train-reranker")
 def train_reranker(
     dataset_dir: DatasetArgument,
@@ -255,7 +213,7 @@ def train_reranker(
     holdout: HoldoutOption = 0.25,
     validation: Annotated[float, typer.Option(
         min=0.01, max=0.5, help="Fraction of the training queries kept to choose the blend weight.")]
-    = VALIDATION_FRACTION,
+    = 0.15,
     seed: SeedOption = 13,
     negatives: NegativesOption = 3,
     in_batch_negatives: Annotated[int, typer.Option(min=0, help="Other queries' passages added per example.")] = 3,
@@ -270,9 +228,9 @@ def train_reranker(
     and choose on validation queries how much its order counts against the hybrid order.
 
     Evaluate with `pgrag eval DATASET --queries OUT/heldout_queries.txt` and PGRAG_RERANKER=huggingface:OUT."""
-    from app.training import TrainingReport, choose_blend_weight, train_model, write_record
+    from pgrag.training import TrainingReport, choose_blend_weight, train_model, write_record
 
-    with training_data(dataset_dir, split, holdout, validation, seed, negatives, collection) as data:
+    with _training_data(dataset_dir, split, holdout, validation, seed, negatives, collection) as data:
         target = out or data.kb.settings.models_dir / "reranker"
         with console.status(f"Training on {len(data.examples)} examples (CPU)"):
             steps, seconds = train_model(
@@ -310,10 +268,10 @@ def train_embeddings(
 
     Then `pgrag reindex --embeddings huggingface:OUT` moves a collection to it (and PGRAG_EMBEDDINGS to query
     it); evaluate with `pgrag eval DATASET --queries OUT/heldout_queries.txt`."""
-    from app.training import train_model
+    from pgrag.training import VALIDATION_FRACTION, train_model
 
     # The reranker's default split, so an adapted embedding model never sees the reranker's validation queries.
-    with training_data(dataset_dir, split, holdout, VALIDATION_FRACTION, seed, negatives, collection) as data:
+    with _training_data(dataset_dir, split, holdout, VALIDATION_FRACTION, seed, negatives, collection) as data:
         with console.status(f"Training on {len(data.examples)} examples (CPU)"):
             steps, seconds = train_model("embeddings", data.examples, out, epochs=epochs, batch_size=batch_size,
                                          learning_rate=learning_rate, max_steps=max_steps, seed=seed)
@@ -322,8 +280,24 @@ def train_embeddings(
                   f"use it with `pgrag reindex --embeddings huggingface:{out}`.")
 
 
-def _ingest_corpus(kb: Any, dataset: Any, collection: str) -> None:
-    """Ingest a BEIR corpus into its collection; a second run finds every entry unchanged and embeds nothing."""
+@contextmanager
+def _training_data(dataset_dir: Path, split: str | None, holdout: float, validation: float, seed: int,
+                   negatives: int, collection: str | None) -> Iterator[TrainingData]:
+    """The training examples (see ``pgrag.training.prepare``), with a progress display; the knowledge base stays
+    open for validation."""
+    from pgrag.evaluation.beir import CORPUS_CHUNKING, load_beir
+    from pgrag.training import prepare
+
+    dataset = load_beir(dataset_dir, split)
+    name = collection or dataset.collection
+    with knowledge_base(**CORPUS_CHUNKING) as kb:
+        _ingest_dataset(kb, dataset, name)
+        with console.status("Mining hard negatives"):
+            yield prepare(kb, dataset, name, holdout=holdout, validation=validation, seed=seed, negatives=negatives)
+
+
+def _ingest_dataset(kb: KnowledgeBase, dataset: BeirDataset, collection: str) -> None:
+    """Ingest a BEIR corpus with a progress bar; a second run finds every entry unchanged and embeds nothing."""
     with _progress() as progress:
         task = progress.add_task(f"Ingesting {dataset.name}", total=len(dataset.corpus), chunks=0)
         report = kb.ingest_documents(
@@ -355,8 +329,7 @@ def reindex(
     the new spec."""
     import os
 
-    from app.providers.embeddings import EmbeddingSpec
-    from app.reindex import ReindexInProgress, drop_retired as drop, reindex as run_reindex
+    from pgrag.specs import EmbeddingSpec
 
     if storage not in ("vector", "halfvec"):
         raise typer.BadParameter("--storage must be vector or halfvec")
@@ -367,14 +340,10 @@ def reindex(
     spec = EmbeddingSpec.parse(embeddings)
     with knowledge_base() as kb:
         name = collection or kb.settings.collection
-        try:
-            with _progress() as progress:
-                task = progress.add_task(f"Re-embedding {name}", total=None, chunks=0)
-                report = run_reindex(kb, name, spec, storage=storage, on_progress=lambda done, total: progress.update(
-                    task, completed=done, total=total, chunks=done))
-        except ReindexInProgress as exc:
-            errors.print(f"[red]Error:[/red] {exc}")
-            raise typer.Exit(1) from None
+        with _progress() as progress:
+            task = progress.add_task(f"Re-embedding {name}", total=None, chunks=0)
+            report = kb.reindex(spec, collection=name, storage=storage, on_progress=lambda done, total: progress.update(
+                task, completed=done, total=total, chunks=done))
         if report.already_active:
             console.print(f"{name} is already embedded with {spec}; nothing to do.")
         else:
@@ -382,16 +351,14 @@ def reindex(
                           f"chunks in {report.seconds:.1f}s ({report.chunks_per_second:.1f} chunks/s). "
                           f"Set PGRAG_EMBEDDINGS='{spec}' to search and ingest with it.")
         if drop_retired:
-            console.print(f"Dropped {drop(kb.engine, name)} retired vectors.")
+            console.print(f"Dropped {kb.drop_retired(collection=name)} retired vectors.")
 
 
 @app.command("spaces")
 def spaces_command(collection: CollectionOption = None) -> None:
     """List embedding spaces with their model, status and vector counts."""
-    from app.reindex import space_rows
-
     with knowledge_base() as kb:
-        rows = space_rows(kb.engine, collection)
+        rows = kb.spaces(collection=collection)
     table = Table("collection", "space", "model", "dimension", "status", "vectors", "chunks")
     for row in rows:
         table.add_row(row["collection"], str(row["space_id"]), row["model"], str(row["dimension"]), row["status"],
@@ -424,12 +391,13 @@ def documents(collection: CollectionOption = None) -> None:
 @app.command()
 def config() -> None:
     """Show the effective settings, including what the reranker and its blend weight resolve to here."""
-    from app.providers.reranker import blend_weight, resolve_reranker_spec
+    from pgrag.providers import Models
+    from pgrag.providers.reranker import resolve_reranker_spec
 
     settings = Settings()
     values = settings.model_dump(mode="json")
     values["reranker"] = f"{settings.reranker} -> {resolve_reranker_spec(settings)}"
-    weight = blend_weight(settings)
+    weight = Models(settings).blend_weight
     values["rerank_weight"] = f"{settings.rerank_weight} -> {'cross-encoder alone' if weight is None else weight}"
     if values.get("database_url"):
         values["database_url"] = "(set)"
@@ -450,7 +418,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, 
 
 
 def _migrate(direction: str, revision: str) -> None:
-    from app.db import embedded, engine
+    from pgrag.db import embedded, engine
 
     embedded.install_signal_handlers()
     settings = Settings()
@@ -466,18 +434,8 @@ def _migrate(direction: str, revision: str) -> None:
 def db_sql(query: Annotated[str, typer.Argument(help="One SQL statement; its rows are printed as a table.")],
            limit: Annotated[int, typer.Option(help="Rows to print at most.")] = 100) -> None:
     """Run one SQL statement and print its result as a table (see docs/sql.md for useful ones)."""
-    import psycopg
-
     with knowledge_base() as kb:
-        try:
-            with kb.engine.begin() as conn:
-                # psycopg itself, without parameters, so '%' and ':' in the SQL are taken literally.
-                cursor = conn.connection.driver_connection.execute(query)
-                columns = [column.name for column in cursor.description or []]
-                rows = cursor.fetchmany(limit) if columns else []
-        except psycopg.Error as exc:
-            errors.print(f"[red]SQL error:[/red] {exc}")
-            raise typer.Exit(1) from None
+        columns, rows = kb.sql(query, limit=limit)
     if not columns:
         console.print("OK")
         return
@@ -493,7 +451,7 @@ def db_psql(args: Annotated[Optional[list[str]], typer.Argument(help="Extra psql
     """Open psql on the database (the embedded server's own psql when DATABASE_URL is unset)."""
     import shutil
 
-    from app.db import embedded, engine
+    from pgrag.db import embedded, engine
 
     embedded.install_signal_handlers()
     settings = Settings()

@@ -1,6 +1,6 @@
 """The knowledge base: the Python entry point that the CLI, the server and scripts all go through.
 
-    from app import KnowledgeBase
+    from pgrag import KnowledgeBase
     with KnowledgeBase.open() as kb:
         kb.ingest(["docs/"])
         print(kb.search("how are results fused?")[0].metadata["source"])
@@ -12,25 +12,30 @@ Models load lazily and once per KnowledgeBase; the database engine is shared by 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from functools import cached_property, partial
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
-from app.config import SearchMode, Settings
-from app.db import spaces, store
-from app.db.engine import create_engine, dispose, ensure_schema
-from app.db.search import Hit, SearchParams, feedback_terms, search
-from app.ingest import loaders, pipeline
-from app.ingest.splitting import Splitter
-from app.providers import configure_model_libraries
-from app.providers.embeddings import EmbeddingSpec
+from pgrag.chains.answer import build_answer_chain
+from pgrag.chains.retriever import PgRetriever
+from pgrag.config import Settings
+from pgrag.db import spaces, store
+from pgrag.db.engine import create_engine, dispose, ensure_schema
+from pgrag.db.search import Hit
+from pgrag.db.sql import run_sql
+from pgrag.errors import DatabaseUnavailable, DocumentNotFound, UnusableFile
+from pgrag.ingest import loaders, pipeline
+from pgrag.ingest.splitting import Splitter
+from pgrag.providers import Models
+from pgrag.reindex import ReindexReport, reindex
+from pgrag.retrieval import Retrieval, SearchOptions
+from pgrag.specs import EmbeddingSpec
 
 
 @dataclass
@@ -43,11 +48,14 @@ class Answer:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings | None = None, *, connect: bool = True) -> None:
-        """``connect=False`` defers starting the database to ``connect()`` (the server does it in its lifespan)."""
+    def __init__(self, settings: Settings | None = None, *, connect: bool = True,
+                 embeddings: Embeddings | None = None) -> None:
+        """``connect=False`` defers starting the database to ``connect()`` (the server does it in its lifespan);
+        ``embeddings`` replaces the configured embedding provider with any LangChain ``Embeddings``."""
         self.settings = settings or Settings()
-        configure_model_libraries(self.settings.allow_downloads)
+        self.models = Models(self.settings, embeddings)
         self._engine: sa.Engine | None = None
+        self._retrieval: Retrieval | None = None
         if connect:
             self.connect()
 
@@ -60,12 +68,19 @@ class KnowledgeBase:
                 dispose(engine, self.settings)
                 raise
             self._engine = engine
+            self._retrieval = Retrieval(engine, self.settings, self.models)
 
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            raise RuntimeError("The knowledge base is not connected: call connect() first.")
+            raise DatabaseUnavailable("The knowledge base is not connected: call connect() first.")
         return self._engine
+
+    @property
+    def retrieval(self) -> Retrieval:
+        self.engine  # noqa: B018 - raises when not connected
+        assert self._retrieval is not None
+        return self._retrieval
 
     @classmethod
     def open(cls, settings: Settings | None = None, **overrides: Any) -> KnowledgeBase:
@@ -76,52 +91,13 @@ class KnowledgeBase:
     def close(self) -> None:
         if self._engine is not None:
             dispose(self._engine, self.settings)
-            self._engine = None
+            self._engine = self._retrieval = None
 
     def __enter__(self) -> KnowledgeBase:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- models -------------------------------------------------------------------------------------------------
-    @cached_property
-    def embedding_spec(self) -> EmbeddingSpec:
-        return EmbeddingSpec.parse(self.settings.embeddings)
-
-    @cached_property
-    def embeddings(self) -> Embeddings:
-        from app.providers.embeddings import load_embeddings
-
-        return load_embeddings(self.embedding_spec, self.settings.provider_retries)
-
-    @cached_property
-    def chat_model(self) -> BaseChatModel:
-        from app.providers.chat import load_chat_model
-
-        return load_chat_model(self.settings)
-
-    @cached_property
-    def _cross_encoder(self) -> Any:
-        from app.providers.reranker import load_cross_encoder
-
-        return load_cross_encoder(self.settings)
-
-    @cached_property
-    def _blend_weight(self) -> float | None:
-        """Resolved once: it reads the model's training record (and, for ``auto``, the model cache)."""
-        from app.providers.reranker import blend_weight
-
-        return blend_weight(self.settings)
-
-    def reranker(self, top_n: int) -> Any:
-        """The configured cross-encoder as a document compressor keeping ``top_n``, or None when it is off."""
-        if self._cross_encoder is None:
-            return None
-        from chains.rerank import CrossEncoderReranker
-
-        return CrossEncoderReranker(model=self._cross_encoder, top_n=top_n, weight=self._blend_weight,
-                                    rrf_k=self.settings.rrf_k)
 
     # -- ingest -------------------------------------------------------------------------------------------------
     def ingest(
@@ -153,16 +129,15 @@ class KnowledgeBase:
     def _ingest(self, items: list[pipeline.LoadItem], collection: str | None,
                 on_progress: Callable[[pipeline.IngestReport], None]) -> pipeline.IngestReport:
         name = collection or self.settings.collection
-        configured = self.embedding_spec
+        configured = self.models.embedding_spec
         with self.engine.begin() as conn:
             collection_id = spaces.collection_id(conn, name, create=True)
             space = spaces.active_space(conn, collection_id)
             if space is None:
-                dimension = len(self.embeddings.embed_query("dimension probe"))
+                dimension = len(self.models.embeddings.embed_query("dimension probe"))
                 space = spaces.create_space(conn, collection_id, configured, dimension, status="active",
                                             storage=self.settings.embedding_storage)
             spaces.check_matches(space, configured, name)
-            self.embeddings.expected_dimension = space.dimension
             known = store.existing_hashes(conn, collection_id)
 
         def write(batch: list[tuple[pipeline.PreparedDocument, list[list[float]]]]) -> None:
@@ -174,7 +149,7 @@ class KnowledgeBase:
         report = pipeline.run(
             items,
             splitter=Splitter(self.settings.chunk_size, self.settings.chunk_overlap),
-            embeddings=self.embeddings,
+            embeddings=self.models.embeddings.for_space(space.dimension),
             known=known,
             write=write,
             batch_chunks=self.settings.embed_flush_chunks,
@@ -184,14 +159,19 @@ class KnowledgeBase:
             store.analyze(self.engine)
         return report
 
-    def delete(self, source: str, *, collection: str | None = None) -> bool:
-        """Delete a document by its source (a path is resolved the way ingest names files)."""
+    def delete(self, source: str, *, collection: str | None = None, missing_ok: bool = True) -> bool:
+        """Delete a document by its source (a path is resolved the way ingest names files). Returns whether
+        there was one; with ``missing_ok=False`` a missing document is a ``DocumentNotFound`` error."""
         name = collection or self.settings.collection
         with self.engine.begin() as conn:
             collection_id = spaces.collection_id(conn, name)
-            return store.delete_document(conn, collection_id, source) or store.delete_document(
-                conn, collection_id, loaders.source_of(Path(source))
-            )
+            if store.delete_document(conn, collection_id, source) or store.delete_document(
+                    conn, collection_id, loaders.source_of(Path(source))):
+                return True
+        if missing_ok:
+            return False
+        raise DocumentNotFound(f"No document {source!r} in collection {name!r}: there is no document by that "
+                               f"source; `pgrag documents -c {name}` lists them.")
 
     def collections(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -201,59 +181,46 @@ class KnowledgeBase:
         with self.engine.connect() as conn:
             return store.list_documents(conn, spaces.collection_id(conn, collection or self.settings.collection))
 
-    # -- retrieve -----------------------------------------------------------------------------------------------
-    def search_hits(
-        self,
-        query: str,
-        *,
-        collection: str | None = None,
-        mode: SearchMode | None = None,
-        k: int | None = None,
-        filter: dict[str, Any] | None = None,
-        feedback: bool = False,
-        dense_text: str | None = None,
-    ) -> list[Hit]:
-        """Hybrid (or single-leg) search without reranking: the raw rows with per-leg ranks and scores.
+    # -- administration -----------------------------------------------------------------------------------------
+    def reindex(self, spec: EmbeddingSpec, *, collection: str | None = None, storage: str = "vector",
+                on_progress: Callable[[int, int], None] = lambda done, total: None) -> ReindexReport:
+        """Re-embed a collection under ``spec`` with no downtime (see ``pgrag.reindex``); resumable."""
+        return reindex(self.engine, self.settings, collection or self.settings.collection, spec, storage=storage,
+                       on_progress=on_progress)
 
-        ``feedback`` adds pseudo-relevance feedback terms to the lexical leg; ``dense_text`` embeds another
-        text than the query for the dense leg (HyDE)."""
-        s = self.settings
-        name = collection or s.collection
-        params = SearchParams(
-            mode=mode or s.mode, k=k or s.top_k, candidates=max(s.candidates, k or s.top_k), rrf_k=s.rrf_k,
-            dense_weight=s.dense_weight, lexical_weight=s.lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b,
-            filter=filter, feedback_weight=s.prf_weight,
-        )
+    def drop_retired(self, *, collection: str | None = None) -> int:
+        """Delete the vectors of the collection's retired embedding spaces; returns how many."""
         with self.engine.begin() as conn:
-            space = spaces.active_space(conn, spaces.collection_id(conn, name))
-            if space is None:
-                return []
-            vector = None
-            if params.mode != "lexical":
-                spaces.check_matches(space, self.embedding_spec, name)
-                self.embeddings.expected_dimension = space.dimension
-                vector = self.embeddings.embed_query(dense_text or query)
-            if feedback and params.mode != "dense":
-                first = search(conn, space, query, None, replace(params, mode="lexical", k=s.prf_docs))
-                terms = feedback_terms(conn, space.collection_id, [hit.chunk_id for hit in first], s.prf_terms)
-                params = replace(params, feedback_terms=tuple(terms))
-            return search(conn, space, query, vector, params)
+            return spaces.drop_retired(conn, spaces.collection_id(conn, collection or self.settings.collection))
 
-    def retriever(self, **options: Any) -> Any:
-        """A LangChain BaseRetriever over this knowledge base (options: collection, mode, k, filter, rerank)."""
-        from chains.retriever import PgRetriever
+    def spaces(self, *, collection: str | None = None) -> list[dict[str, Any]]:
+        """Embedding spaces (of one collection, or all) with model, status and vector counts."""
+        with self.engine.connect() as conn:
+            return spaces.space_rows(conn, collection)
 
-        return PgRetriever(kb=self, **options)
+    def sql(self, statement: str, *, limit: int = 100) -> tuple[list[str], list[tuple]]:
+        """Run one SQL statement as it is: (column names, up to ``limit`` rows)."""
+        return run_sql(self.engine, statement, limit)
+
+    # -- retrieve -----------------------------------------------------------------------------------------------
+    def search_hits(self, query: str, **options: Any) -> list[Hit]:
+        """Search without reranking: the raw rows with per-leg ranks and scores (options: collection, mode, k,
+        filter, feedback, dense_text; see ``Retrieval.hits``)."""
+        return self.retrieval.hits(query, **options)
+
+    def retriever(self, **options: Any) -> PgRetriever:
+        """A LangChain BaseRetriever over this knowledge base (options: collection, mode, k, filter, rerank,
+        expansion)."""
+        return PgRetriever(retrieval=self.retrieval, options=SearchOptions(**options))
 
     def search(self, query: str, **options: Any) -> list[Document]:
         """Search and rerank; Documents carry source, chunk id and the score of every stage in metadata."""
-        return self.retriever(**options).invoke(query)
+        return self.retrieval.documents(query, SearchOptions(**options))
 
     # -- generate -----------------------------------------------------------------------------------------------
     def answer_chain(self, **retriever_options: Any) -> Runnable:
-        from chains.answer import build_answer_chain
-
-        return build_answer_chain(self.retriever(**retriever_options), self.chat_model, self.settings.min_relevance)
+        return build_answer_chain(self.retriever(**retriever_options), self.models.chat_model,
+                                  self.settings.min_relevance)
 
     def ask(self, question: str, **retriever_options: Any) -> Answer:
         result = self.answer_chain(**retriever_options).invoke({"question": question})
@@ -263,9 +230,9 @@ class KnowledgeBase:
 def _loaded_from_document(doc: Document) -> loaders.LoadedFile:
     source = doc.metadata.get("source")
     if not source:
-        raise loaders.UnusableFile("document has no metadata['source'] to identify it")
+        raise UnusableFile("document has no metadata['source'] to identify it")
     if not doc.page_content.strip():
-        raise loaders.UnusableFile("document has no text")
+        raise UnusableFile("document has no text")
     metadata = {key: value for key, value in doc.metadata.items() if key != "source"}
     return loaders.LoadedFile(
         source=str(source),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -23,10 +24,9 @@ from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import SearchMode, Settings
-from app.db.engine import SchemaOutOfDate
-from app.db.spaces import EmbeddingModelMismatch, UnknownCollection
-from app.kb import KnowledgeBase
+from pgrag.config import SearchMode, Settings
+from pgrag.errors import PgragError
+from pgrag.kb import KnowledgeBase
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OPEN_PATHS = {"/health"}
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(knowledge_base.connect)
-        await run_in_threadpool(lambda: knowledge_base.embeddings)  # load before the first request, not during it
+        await run_in_threadpool(lambda: knowledge_base.models.embeddings)  # load now, not in the first request
         try:
             yield
         finally:
@@ -166,9 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
 
-    for error, status in ((UnknownCollection, 404), (EmbeddingModelMismatch, 409), (SchemaOutOfDate, 503)):
-        app.add_exception_handler(error, lambda request, exc, status=status: JSONResponse(
-            {"detail": str(exc)}, status_code=status))
+    @app.exception_handler(PgragError)
+    async def pgrag_error(request: Request, exc: PgragError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -199,8 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.delete("/collections/{collection}/documents")
     async def delete_document(collection: str, source: str,
                               knowledge_base: KnowledgeBase = Depends(kb)) -> dict[str, str]:
-        if not await run_in_threadpool(knowledge_base.delete, source, collection=collection):
-            raise HTTPException(404, f"No document {source!r} in collection {collection!r}.")
+        await run_in_threadpool(partial(knowledge_base.delete, source, collection=collection, missing_ok=False))
         return {"deleted": source}
 
     @app.post("/collections/{collection}/documents")

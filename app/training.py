@@ -18,20 +18,54 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ranx import Qrels
 
-from app.evaluation.beir import BeirDataset
-from app.evaluation.runner import score
-from app.providers.reranker import TRAINING_RECORD
-from chains.rerank import blend
+from pgrag.errors import InvalidInput
+from pgrag.evaluation.beir import BeirDataset, holdout as split_queries
+from pgrag.evaluation.runner import score
+from pgrag.providers.reranker import TRAINING_RECORD
+from pgrag.chains.rerank import blend
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Candidate blend weights; None is the cross-encoder's order alone, 0 the hybrid order alone.
 BLEND_WEIGHTS: tuple[float | None, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, None)
 
+# Share of the training queries train-reranker validates on; train-embeddings keeps the same split.
+VALIDATION_FRACTION = 0.15
+
 Example = tuple[str, ...]  # (query, relevant passage, hard negative, ...)
+
+if TYPE_CHECKING:
+    from pgrag.kb import KnowledgeBase
+
+
+@dataclass
+class TrainingData:
+    kb: KnowledgeBase
+    dataset: BeirDataset
+    collection: str
+    examples: list[Example]
+    query_ids: dict[str, list[str]]  # role (train, validation, heldout) → query ids
+
+    def save_query_ids(self, target: Path) -> None:
+        """Beside the model, so evaluation can keep to the queries it never saw (``heldout_queries.txt``)."""
+        for role, ids in self.query_ids.items():
+            (target / f"{role}_queries.txt").write_text("\n".join(ids) + "\n")
+
+
+def prepare(kb: KnowledgeBase, dataset: BeirDataset, collection: str, *, holdout: float, validation: float,
+            seed: int, negatives: int) -> TrainingData:
+    """Split the queries (held out, validation, train) and mine the training examples from the ingested corpus."""
+    train_ids, heldout_ids = split_queries(list(dataset.queries), holdout, seed)
+    fit_ids, validation_ids = split_queries(train_ids, validation, seed)
+    examples = mine_examples(kb, dataset, collection, fit_ids, negatives, depth=30, seed=seed)
+    if not examples:
+        raise InvalidInput(f"No training examples: no query in {dataset.name} has a judged passage and {negatives} "
+                           "unjudged ones to contrast it with. Lower --negatives or use a larger corpus.")
+    return TrainingData(kb, dataset, collection, examples,
+                        {"train": fit_ids, "validation": validation_ids, "heldout": heldout_ids})
 
 
 @dataclass
@@ -43,7 +77,7 @@ class TrainingReport:
     validation_ndcg: dict[str, float]
 
 
-def mine_examples(kb: Any, dataset: BeirDataset, collection: str, query_ids: list[str], negatives: int,
+def mine_examples(kb: KnowledgeBase, dataset: BeirDataset, collection: str, query_ids: list[str], negatives: int,
                   depth: int, seed: int) -> list[Example]:
     """One example per judged passage: (query, passage, ``negatives`` unjudged passages drawn from the top
     ``depth`` of pgrag's hybrid search for that query)."""
@@ -77,7 +111,7 @@ def train_model(kind: Literal["cross-encoder", "embeddings"], examples: list[Exa
     import torch
     from datasets import Dataset
 
-    from app.providers.embeddings import packaged_model_path
+    from pgrag.providers.embeddings import packaged_model_path
 
     base = packaged_model_path(BASE_MODEL)
     if kind == "cross-encoder":
@@ -115,7 +149,7 @@ def train_model(kind: Literal["cross-encoder", "embeddings"], examples: list[Exa
     return int(result.global_step), seconds
 
 
-def choose_blend_weight(kb: Any, dataset: BeirDataset, collection: str, query_ids: list[str], model_dir: Path
+def choose_blend_weight(kb: KnowledgeBase, dataset: BeirDataset, collection: str, query_ids: list[str], model_dir: Path
                         ) -> tuple[float | None, dict[str, float]]:
     """Score each validation query's hybrid candidates with the new model once, then pick the blend weight
     with the best nDCG@10 (ties go to the lighter weight). Returns (weight, nDCG@10 per weight)."""

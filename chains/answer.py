@@ -14,8 +14,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from chains.prompts import load_prompt
-from chains.retriever import best_similarity, is_weak
+from pgrag.chains.prompts import load_prompt
+from pgrag.retrieval import best_similarity, is_weak
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 

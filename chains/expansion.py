@@ -9,8 +9,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from app.db.search import Hit
-from chains.prompts import load_prompt
+from pgrag.db.search import Hit
+from pgrag.chains.prompts import load_prompt
 
 
 def rewrite_queries(llm: BaseChatModel, question: str, n: int) -> list[str]:

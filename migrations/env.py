@@ -4,7 +4,7 @@ import pgvector.sqlalchemy  # noqa: F401  (lets autogenerate render the vector t
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.db.models import metadata
+from pgrag.db.models import metadata
 
 config = context.config
 
@@ -13,8 +13,8 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from app.config import Settings
-    from app.db.engine import database_url
+    from pgrag.config import Settings
+    from pgrag.db.engine import database_url
 
     return database_url(Settings())
 

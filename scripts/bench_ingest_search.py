@@ -19,15 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+
+from pgrag.config import Settings
+from pgrag.evaluation.beir import load_beir
+from pgrag.ingest.loaders import Section
+from pgrag.ingest.splitting import Splitter
+from pgrag.kb import KnowledgeBase
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-from app.config import Settings  # noqa: E402
-from app.evaluation.beir import load_beir  # noqa: E402
-from app.ingest.loaders import Section  # noqa: E402
-from app.ingest.splitting import Splitter  # noqa: E402
-from app.kb import KnowledgeBase  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,9 +67,9 @@ def bench_ingest(data_dir: Path, subset: list) -> dict[str, float]:
     with KnowledgeBase(Settings(data_dir=data_dir, reranker="none")) as kb:
         splitter = Splitter(kb.settings.chunk_size, kb.settings.chunk_overlap)
         chunk_texts = [c.text for d in subset for c in splitter.split([Section(d.page_content)], "text")]
-        kb.embeddings.embed_documents(chunk_texts[:64])  # warm-up: first call pays one-off costs
+        kb.models.embeddings.embed_documents(chunk_texts[:64])  # warm-up: first call pays one-off costs
         started = time.perf_counter()
-        kb.embeddings.embed_documents(chunk_texts)
+        kb.models.embeddings.embed_documents(chunk_texts)
         encode_rate = len(chunk_texts) / (time.perf_counter() - started)
         report = kb.ingest_documents(subset, collection=f"bench-ingest-{int(time.time())}")  # fresh every run
     result = {
@@ -101,7 +100,7 @@ def bench_search(data_dir: Path, docs: list, dataset, chunk_size: int, n_queries
         embed = []
         for query in queries:
             started = time.perf_counter()
-            kb.embeddings.embed_query(query)
+            kb.models.embeddings.embed_query(query)
             embed.append((time.perf_counter() - started) * 1000)
         result = {
             "chunks": next(c["chunk_count"] for c in chunks if c["name"] == "bench-search"),
@@ -120,7 +119,7 @@ def bench_cold_start(data_dir: Path, question: str) -> dict[str, object]:
     runs = []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "app.cli", "ask", question, "-c", "bench-search"], env=env,
+        subprocess.run([sys.executable, "-m", "pgrag.cli", "ask", question, "-c", "bench-search"], env=env,
                        cwd=ROOT, check=True, capture_output=True)
         runs.append(time.perf_counter() - started)
     result = {"median": round(statistics.median(runs), 2), "runs": [round(r, 2) for r in runs]}

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pgrag.config import Settings
+from pgrag.evaluation.beir import load_beir
+from pgrag.kb import KnowledgeBase
 
-from app.config import Settings  # noqa: E402
-from app.evaluation.beir import load_beir  # noqa: E402
-from app.kb import KnowledgeBase  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def summary(latencies_ms: list[float], errors: int, seconds: float) -> dict[str, float]:
@@ -112,7 +111,7 @@ def main() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "pgrag.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

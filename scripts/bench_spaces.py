@@ -25,16 +25,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pgvector import Vector
+from ranx import Qrels, Run, evaluate
+
+from pgrag.config import Settings
+from pgrag.db import spaces
+from pgrag.evaluation.beir import load_beir
+from pgrag.kb import KnowledgeBase
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from ranx import Qrels, Run, evaluate  # noqa: E402
-
-from app.config import Settings  # noqa: E402
-from app.db import spaces  # noqa: E402
-from app.db.search import vector_literal  # noqa: E402
-from app.evaluation.beir import load_beir  # noqa: E402
-from app.kb import KnowledgeBase  # noqa: E402
 
 
 def p95(values: list[float]) -> float:
@@ -105,7 +104,7 @@ def halfvec_quality(kb: KnowledgeBase, dataset_dir: Path, collection: str) -> di
     runs: dict[str, dict[str, dict[str, float]]] = {"vector": {}, "halfvec": {}}
     with kb.engine.begin() as conn:
         space = spaces.active_space(conn, spaces.collection_id(conn, collection))
-        vectors = kb.embeddings.embed_documents(list(dataset.queries.values()))
+        vectors = kb.models.embeddings.embed_documents(list(dataset.queries.values()))
         for kind in runs:
             cast = f"{kind}({space.dimension})"
             sql = sa.text(
@@ -114,7 +113,7 @@ def halfvec_quality(kb: KnowledgeBase, dataset_dir: Path, collection: str) -> di
                 f"WHERE e.space_id = :s ORDER BY e.embedding::{cast} <=> CAST(:q AS {cast}) LIMIT 100")
             conn.execute(sa.text("SET LOCAL enable_indexscan = off"))  # exact: compare precision, not the index
             for qid, vector in zip(dataset.queries, vectors, strict=True):
-                rows = conn.execute(sql, {"q": vector_literal(vector), "s": space.id}).all()
+                rows = conn.execute(sql, {"q": Vector(vector).to_text(), "s": space.id}).all()
                 runs[kind][qid] = {source: float(score) for source, score in rows}
     qrels = Qrels(dataset.qrels)
     return {kind: {m: round(float(v), 4) for m, v in evaluate(qrels, Run(run), ["ndcg@10", "recall@100"]).items()}

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments  # noqa: E402
-from app.kb import KnowledgeBase  # noqa: E402
+from pgrag.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments
+from pgrag.kb import KnowledgeBase
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Run from the repository root: .venv/bin/python scripts/demo.py
 """
 
-from app import KnowledgeBase
+from pgrag import KnowledgeBase
 
 with KnowledgeBase.open(collection="pgrag-docs") as kb:
     report = kb.ingest(["README.md", "docs"])

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ranx import Qrels, Run, evaluate
 
-from ranx import Qrels, Run, evaluate  # noqa: E402
-
-from app.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments  # noqa: E402
-from app.evaluation.runner import DEPTH  # noqa: E402
-from app.kb import KnowledgeBase  # noqa: E402
+from pgrag.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments
+from pgrag.evaluation.runner import DEPTH
+from pgrag.kb import KnowledgeBase
 
 
 def main() -> None:

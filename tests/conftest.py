@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from app.config import Settings  # noqa: E402
-from app.kb import KnowledgeBase  # noqa: E402
+from pgrag.config import Settings
+from pgrag.kb import KnowledgeBase
 
 
 def fresh_dir(prefix: str) -> Path:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sentence_transformers import SentenceTransformer
 
-from app.providers.embeddings import packaged_model_path
+from pgrag.providers.embeddings import packaged_model_path
 
 app = FastAPI()
 model = SentenceTransformer(packaged_model_path("sentence-transformers/all-MiniLM-L6-v2"))

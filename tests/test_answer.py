@@ -3,7 +3,7 @@
 import pytest
 from langchain_core.documents import Document
 
-from chains.answer import extract_citations
+from pgrag.chains.answer import extract_citations
 
 FACTS = [
     "The harbour ferry to Skerry Island leaves every hour from pier 4, from 7am to 9pm.",

@@ -9,14 +9,14 @@ import time
 import psutil
 from typer.testing import CliRunner
 
-from app.cli import app
+from pgrag.cli import app
 from conftest import fresh_dir, write_files
 
 runner = CliRunner()
 
 
 def pgrag(*args, env, timeout=300):
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pgrag.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -67,7 +67,7 @@ def test_embedded_server_stops_on_sigterm_and_ctrl_c(cli_env):
     for sig in (signal.SIGTERM, signal.SIGINT):
         data_dir = fresh_dir("pgrag-signal-")
         env = {**cli_env, "PGRAG_DATA_DIR": str(data_dir)}
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "db", "psql", "--", "-c", "SELECT pg_sleep(60)"],
+        proc = subprocess.Popen([sys.executable, "-m", "pgrag.cli", "db", "psql", "--", "-c", "SELECT pg_sleep(60)"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not postgres_running(data_dir / "pgdata") and time.monotonic() < deadline:

@@ -5,12 +5,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import app
-from app.evaluation.beir import CORPUS_CHUNKING, holdout, load_beir
-from app.evaluation.runner import evaluate_dataset
-from app.kb import KnowledgeBase
-from app.training import BLEND_WEIGHTS
-from chains.rerank import blend
+from pgrag.cli import app
+from pgrag.evaluation.beir import CORPUS_CHUNKING, holdout, load_beir
+from pgrag.evaluation.runner import evaluate_dataset
+from pgrag.kb import KnowledgeBase
+from pgrag.training import BLEND_WEIGHTS
+from pgrag.chains.rerank import blend
 from corpus import DISTRACTORS
 
 QUERIES = {
@@ -89,7 +89,7 @@ def test_blend_follows_the_weight():
     assert blend(first_stage, scores, 1.0, rrf_k=5) == ["a", "d", "b", "c"]
 
 
-def test_train_embeddings_then_embed_with_them(tiny_beir, tmp_path, cli_env, monkeypatch):
+def test_train_embeddings_then_embed_with_them(tiny_beir, tmp_path, cli_env, monkeypatch, settings):
     monkeypatch.setenv("PGRAG_DATA_DIR", cli_env["PGRAG_DATA_DIR"])
     out = tmp_path / "embeddings"
     result = CliRunner().invoke(app, ["train-embeddings", str(tiny_beir), "--out", str(out), "--max-steps", "2",
@@ -98,7 +98,8 @@ def test_train_embeddings_then_embed_with_them(tiny_beir, tmp_path, cli_env, mon
     assert result.exit_code == 0, result.output
     assert len((out / "heldout_queries.txt").read_text().split()) == 2
 
-    from app.providers.embeddings import load_embeddings
+    from pgrag.providers.embeddings import load_embeddings
+    from pgrag.specs import EmbeddingSpec
 
-    vector = load_embeddings(f"huggingface:{out}", max_retries=0).embed_query("bees and flowers")
+    vector = load_embeddings(EmbeddingSpec.parse(f"huggingface:{out}"), settings).embed_query("bees and flowers")
     assert len(vector) == 384

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.ingest.loaders import load
-from app.ingest.splitting import Splitter
+from pgrag.ingest.loaders import load
+from pgrag.ingest.splitting import Splitter
 from conftest import minimal_pdf, write_files
 
 GOOD = {
@@ -81,7 +81,7 @@ def test_crash_mid_ingest_leaves_only_whole_documents(kb, collection, tmp_path, 
     files = {f"doc{i:02d}.txt": "\n\n".join(paragraph.format(i=i, j=j) for j in range(6)) for i in range(40)}
     folder = write_files(tmp_path / "many", files)
     env = {**cli_env, "PGRAG_EMBED_BATCH_SIZE": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest", str(folder), "-c", collection], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "pgrag.cli", "ingest", str(folder), "-c", collection], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

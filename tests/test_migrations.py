@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from app.db import engine as db_engine
+from pgrag.db import engine as db_engine
 
 TABLES = {"collections", "embedding_spaces", "documents", "chunks", "chunk_embeddings", "lexeme_stats",
           "chunk_postings"}

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from langchain_core.documents import Document
 
-from app.kb import KnowledgeBase
-from app.providers.chat import gguf_path
-from app.providers.embeddings import EmbeddingProviderError
+from pgrag.kb import KnowledgeBase
+from pgrag.providers.chat import gguf_path
+from pgrag.errors import EmbeddingProviderError
 from test_server import free_port
 
 TESTS = Path(__file__).parent

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from langchain_core.documents import Document
 
-from app.config import Settings
-from app.db.spaces import EmbeddingModelMismatch
-from app.kb import KnowledgeBase
-from app.providers.embeddings import EmbeddingProviderError, EmbeddingSpec, SpaceEmbeddings, load_embeddings
-from app.reindex import drop_retired, reindex, space_rows
+from pgrag.config import Settings
+from pgrag.errors import EmbeddingModelMismatch, EmbeddingProviderError, InvalidInput
+from pgrag.kb import KnowledgeBase
+from pgrag.providers.embeddings import SpaceEmbeddings
+from pgrag.specs import EmbeddingSpec
 from corpus import DISTRACTORS, PARAPHRASE_PASSAGE, PARAPHRASE_QUERY
 
 SPEC_B = "huggingface:sentence-transformers/all-MiniLM-L6-v2?dimensions=128&query_prefix=query: "
@@ -39,19 +39,19 @@ def test_swap_model_by_config_guard_reindex_search(kb, kb_b, collection):
     with pytest.raises(EmbeddingModelMismatch):
         kb_b.ingest_documents([Document("new", metadata={"source": "n"})], collection=collection)
 
-    report = reindex(kb, collection, EmbeddingSpec.parse(SPEC_B))
+    report = kb.reindex(EmbeddingSpec.parse(SPEC_B), collection=collection)
     assert report.embedded == len(DISTRACTORS) + 1
     hits = kb_b.search_hits(PARAPHRASE_QUERY, collection=collection, mode="dense", k=3)
     assert PARAPHRASE_PASSAGE in [h.content for h in hits]
     with pytest.raises(EmbeddingModelMismatch):  # the old model is now the one that does not match
         kb.search_hits(PARAPHRASE_QUERY, collection=collection)
 
-    rows = {row["status"]: row for row in space_rows(kb.engine, collection)}
+    rows = {row["status"]: row for row in kb.spaces(collection=collection)}
     assert rows["active"]["dimension"] == 128 and rows["active"]["vectors"] == len(DISTRACTORS) + 1
     assert rows["retired"]["dimension"] == 384
-    assert drop_retired(kb.engine, collection) == len(DISTRACTORS) + 1
-    assert {row["status"]: row["vectors"] for row in space_rows(kb.engine, collection)}["retired"] == 0
-    assert reindex(kb, collection, EmbeddingSpec.parse(SPEC_B)).already_active
+    assert kb.drop_retired(collection=collection) == len(DISTRACTORS) + 1
+    assert {row["status"]: row["vectors"] for row in kb.spaces(collection=collection)}["retired"] == 0
+    assert kb.reindex(EmbeddingSpec.parse(SPEC_B), collection=collection).already_active
 
 
 def test_reindex_resumes_after_kill_and_search_serves_meanwhile(kb, collection, cli_env):
@@ -59,11 +59,11 @@ def test_reindex_resumes_after_kill_and_search_serves_meanwhile(kb, collection, 
             for i, text in enumerate(DISTRACTORS * 8)]
     kb.ingest_documents(docs, collection=collection)
     env = {**cli_env, "PGRAG_EMBED_BATCH_SIZE": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "reindex", "-c", collection, "--embeddings", SPEC_B],
+    proc = subprocess.Popen([sys.executable, "-m", "pgrag.cli", "reindex", "-c", collection, "--embeddings", SPEC_B],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def building_vectors() -> int:
-        rows = [r for r in space_rows(kb.engine, collection) if r["status"] == "building"]
+        rows = [r for r in kb.spaces(collection=collection) if r["status"] == "building"]
         return rows[0]["vectors"] if rows else 0
 
     deadline = time.monotonic() + 120
@@ -75,16 +75,16 @@ def test_reindex_resumes_after_kill_and_search_serves_meanwhile(kb, collection, 
     partial = building_vectors()
     assert 32 <= partial < len(docs)
 
-    report = reindex(kb, collection, EmbeddingSpec.parse(SPEC_B))
+    report = kb.reindex(EmbeddingSpec.parse(SPEC_B), collection=collection)
     assert report.embedded == len(docs) - partial  # continued where the killed run stopped
-    statuses = {row["status"]: row["vectors"] for row in space_rows(kb.engine, collection)}
+    statuses = {row["status"]: row["vectors"] for row in kb.spaces(collection=collection)}
     assert statuses == {"active": len(docs), "retired": len(docs)}
 
 
 def test_halfvec_storage_halves_vector_size_and_searches(kb, collection):
     ingest_corpus(kb, collection)
-    reindex(kb, collection, EmbeddingSpec.parse("huggingface:sentence-transformers/all-MiniLM-L6-v2"),
-            storage="halfvec")
+    kb.reindex(EmbeddingSpec.parse("huggingface:sentence-transformers/all-MiniLM-L6-v2"), collection=collection,
+               storage="halfvec")
     hits = kb.search_hits(PARAPHRASE_QUERY, collection=collection, mode="dense", k=3)
     assert PARAPHRASE_PASSAGE in [h.content for h in hits]
     with kb.engine.connect() as conn:
@@ -97,23 +97,22 @@ def test_halfvec_storage_halves_vector_size_and_searches(kb, collection):
 
 def test_prefixes_and_truncation_are_applied_consistently(kb):
     spec = EmbeddingSpec.parse(SPEC_B)
-    space = SpaceEmbeddings(kb.embeddings.base, spec)
+    space = SpaceEmbeddings(kb.models.embeddings.base, spec)
     query = space.embed_query("bees")
     assert len(query) == 128 and abs(sum(x * x for x in query) - 1) < 1e-5
-    assert query == pytest.approx(SpaceEmbeddings(kb.embeddings.base, EmbeddingSpec.parse(
+    assert query == pytest.approx(SpaceEmbeddings(kb.models.embeddings.base, EmbeddingSpec.parse(
         "huggingface:sentence-transformers/all-MiniLM-L6-v2?dimensions=128")).embed_query("query: bees"))
 
 
 def test_wrong_dimension_from_provider_is_an_error(kb):
-    space = SpaceEmbeddings(kb.embeddings.base, kb.embedding_spec)
-    space.expected_dimension = 768
+    space = SpaceEmbeddings(kb.models.embeddings.base, kb.models.embedding_spec, dimension=768)
     with pytest.raises(EmbeddingProviderError, match="384 dimensions where 768"):
         space.embed_documents(["x"])
 
 
 def test_bad_spec_options_are_rejected():
-    with pytest.raises(ValueError, match="Unknown embedding option"):
+    with pytest.raises(InvalidInput, match="Unknown embedding option"):
         EmbeddingSpec.parse("huggingface:m?dimension=3")
-    with pytest.raises(ValueError, match="positive integer"):
-        load_embeddings("huggingface:m?dimensions=abc")
+    with pytest.raises(InvalidInput, match="positive integer"):
+        EmbeddingSpec.parse("huggingface:m?dimensions=abc")
     assert Settings(embeddings=SPEC_B).embeddings == SPEC_B

@@ -7,7 +7,7 @@ import pytest
 from langchain_core.documents import Document
 from typer.testing import CliRunner
 
-from app.cli import app
+from pgrag.cli import app
 
 QUERIES = re.findall(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "docs" / "sql.md").read_text(), re.DOTALL)
 

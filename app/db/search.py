@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from pgvector import Vector
 
-from app.config import SearchMode
-from app.db.models import TEXT_SEARCH_CONFIG
-from app.db.spaces import Space
+from pgrag.config import SearchMode
+from pgrag.db.models import TEXT_SEARCH_CONFIG
+from pgrag.db.spaces import Space
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,6 @@ class Hit:
     metadata: dict[str, Any]
     score: float
     scores: dict[str, float | int | None] = field(default_factory=dict)
-
-
-def vector_literal(vector: Sequence[float]) -> str:
-    """pgvector's text form, bound as a parameter and cast in SQL."""
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
 _DENSE = """
@@ -178,7 +174,7 @@ def search(
             "collection_id": space.collection_id,
             "space_id": space.id,
             "query_text": query_text,
-            "query_vector": vector_literal(query_vector) if query_vector is not None else None,
+            "query_vector": Vector(query_vector).to_text() if query_vector is not None else None,
             "candidates": params.candidates,
             "k": params.k,
             "rrf_k": params.rrf_k,

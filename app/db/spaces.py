@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
-from app.db.models import collections, embedding_spaces
-from app.providers.embeddings import EmbeddingSpec
+from pgrag.db.models import chunk_embeddings, chunks, collections, embedding_spaces
+from pgrag.errors import EmbeddingModelMismatch, UnknownCollection
+from pgrag.specs import EmbeddingSpec
 
 # pgvector's HNSW indexes vectors up to 2000 dimensions; larger ones are indexed through a halfvec cast.
 MAX_VECTOR_INDEX_DIM = 2000
-
-
-class EmbeddingModelMismatch(RuntimeError):
-    """The configured embedding model is not the one that built the collection's vectors."""
-
-
-class UnknownCollection(LookupError):
-    """Asked to read a collection that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -118,3 +112,76 @@ def check_matches(space: Space, configured: EmbeddingSpec, collection_name: str)
 
 def _space(row: sa.RowMapping) -> Space:
     return Space(**{field: row[field] for field in Space.__dataclass_fields__})
+
+
+# -- re-embedding ----------------------------------------------------------------------------------------------
+def try_lock_reindex(conn: sa.Connection, collection: int) -> bool:
+    """A session-level advisory lock per collection: released by the server even if the process is killed."""
+    return bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtext('pgrag-reindex'), :c)"),
+                             {"c": collection}).scalar())
+
+
+def unlock_reindex(conn: sa.Connection, collection: int) -> None:
+    conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext('pgrag-reindex'), :c)"), {"c": collection})
+
+
+def building_space(conn: sa.Connection, collection: int, spec: EmbeddingSpec, storage: str) -> Space | None:
+    """The unfinished space for this spec, left by an interrupted reindex."""
+    for space in spaces_of(conn, collection):
+        if space.status == "building" and space.spec == spec and space.storage == storage:
+            return space
+    return None
+
+
+def _missing(space: Space) -> sa.Select:
+    has_vector = sa.exists().where(chunk_embeddings.c.chunk_id == chunks.c.id,
+                                   chunk_embeddings.c.space_id == space.id)
+    return sa.select(chunks.c.id, chunks.c.content).where(chunks.c.collection_id == space.collection_id, ~has_vector)
+
+
+def chunks_without_vector(conn: sa.Connection, space: Space, limit: int) -> list[sa.Row]:
+    """(id, content) of chunks that have no vector in ``space`` yet, in id order."""
+    return list(conn.execute(_missing(space).order_by(chunks.c.id).limit(limit)).all())
+
+
+def chunk_total(conn: sa.Connection, collection: int) -> int:
+    return conn.execute(sa.select(collections.c.chunk_count).where(collections.c.id == collection)).scalar_one()
+
+
+def existing_chunks(conn: sa.Connection, chunk_ids: list[int]) -> set[int]:
+    """Which of these chunks still exist (a document may be deleted while it is being re-embedded)."""
+    return set(conn.execute(sa.select(chunks.c.id).where(chunks.c.id.in_(chunk_ids))).scalars())
+
+
+def vector_count(conn: sa.Connection, space: Space) -> int:
+    return conn.execute(sa.select(sa.func.count()).where(chunk_embeddings.c.space_id == space.id)).scalar_one()
+
+
+def activate(conn: sa.Connection, collection: int, target: Space) -> bool:
+    """Retire the active space and activate ``target`` atomically, unless chunks arrived in the meantime."""
+    # Ingest updates this row (BM25 totals), so holding it keeps new chunks out until the switch commits.
+    conn.execute(sa.select(collections.c.id).where(collections.c.id == collection).with_for_update())
+    if conn.execute(_missing(target).limit(1)).first() is not None:
+        return False
+    conn.execute(embedding_spaces.update()
+                 .where(embedding_spaces.c.collection_id == collection, embedding_spaces.c.status == "active")
+                 .values(status="retired"))
+    conn.execute(embedding_spaces.update().where(embedding_spaces.c.id == target.id).values(status="active"))
+    return True
+
+
+def drop_retired(conn: sa.Connection, collection: int) -> int:
+    """Delete the vectors and HNSW indexes of a collection's retired spaces; the space rows stay as history."""
+    dropped = 0
+    for space in spaces_of(conn, collection):
+        if space.status == "retired":
+            dropped += conn.execute(chunk_embeddings.delete().where(chunk_embeddings.c.space_id == space.id)).rowcount
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS {space.index_name}"))
+    return dropped
+
+
+def space_rows(conn: sa.Connection, collection: str | None) -> list[dict[str, Any]]:
+    """Every space (of one collection, or all) with its status and vector count."""
+    query = sa.text("SELECT collection, space_id, model, dimension, status, vectors, chunks FROM space_overview "
+                    + ("WHERE collection = :c " if collection else "") + "ORDER BY collection, space_id")
+    return [dict(row) for row in conn.execute(query, {"c": collection}).mappings()]

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from pgvector import Vector
 
-from app.db.models import chunks, collections, documents
-from app.db.search import vector_literal
-from app.db.spaces import Space
-from app.ingest.splitting import Chunk
+from pgrag.db.models import chunks, collections, documents
+from pgrag.db.spaces import Space
 
 
 # A bulk load leaves planner statistics stale until autovacuum catches up, and until then hybrid queries on the
 # new rows can take 10x longer (measured: 196 ms vs 20 ms p50), so large writes refresh them at once.
 ANALYZE_AFTER_CHUNKS = 500
+
+
+class ChunkText(Protocol):
+    """What the store needs of a chunk (ingest's ``Chunk`` is one)."""
+
+    text: str
+    metadata: dict[str, Any]
 
 
 def analyze(engine: sa.Engine) -> None:
@@ -38,7 +44,7 @@ def replace_document(
     source: str,
     content_hash: str,
     metadata: dict[str, Any],
-    doc_chunks: Sequence[Chunk],
+    doc_chunks: Sequence[ChunkText],
     vectors: Sequence[Sequence[float]],
 ) -> int:
     """Replace the document at ``source`` with new chunks and vectors. Call inside a transaction: readers see
@@ -69,7 +75,8 @@ def write_vectors(conn: sa.Connection, space: Space, chunk_ids: Sequence[int],
     # space.column is one of two fixed names (see Space.column), never user text.
     with cursor.copy(f"COPY chunk_embeddings (space_id, chunk_id, {space.column}) FROM STDIN") as copy:
         for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
-            copy.write_row((space.id, chunk_id, vector_literal(vector)))
+            # pgvector's text form parses into either column type (vector or halfvec).
+            copy.write_row((space.id, chunk_id, Vector(vector).to_text()))
 
 
 def delete_document(conn: sa.Connection, collection_id: int, source: str) -> bool:

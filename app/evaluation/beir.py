@@ -12,6 +12,8 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
+from pgrag.errors import InvalidInput
+
 
 # One chunk per corpus entry: BEIR judges whole entries (the encoder truncates long ones itself).
 CORPUS_CHUNKING = {"chunk_size": 100_000, "chunk_overlap": 0}
@@ -46,12 +48,12 @@ def load_beir(folder: Path, split: str | None = None, query_ids: set[str] | None
     folder = Path(folder)
     for required in ("corpus.jsonl", "queries.jsonl", "qrels"):
         if not (folder / required).exists():
-            raise FileNotFoundError(f"{folder} is not a BEIR dataset: {required} is missing")
+            raise InvalidInput(f"{folder} is not a BEIR dataset: {required} is missing")
     splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
     split = split or ("test" if "test" in splits else splits[0] if splits else "")
     qrels_file = folder / "qrels" / f"{split}.tsv"
     if not qrels_file.exists():
-        raise FileNotFoundError(f"No qrels for split {split!r} in {folder / 'qrels'}; available: {', '.join(splits)}")
+        raise InvalidInput(f"No qrels for split {split!r} in {folder / 'qrels'}; available: {', '.join(splits)}")
     qrels: dict[str, dict[str, int]] = {}
     with qrels_file.open(encoding="utf-8") as rows:
         for row in csv.DictReader(rows, delimiter="\t"):

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ranx import Qrels, Run, evaluate, fuse
 
-from app.evaluation.beir import BeirDataset
+from pgrag.evaluation.beir import BeirDataset
+
+if TYPE_CHECKING:
+    from pgrag.kb import KnowledgeBase
 
 METRICS = ["ndcg@10", "recall@100", "mrr@10"]
 DEPTH = 100  # results kept per query: what recall@100 needs
@@ -53,7 +56,7 @@ def ranked_run(search: Callable[[str], list[str]], queries: dict[str, str]) -> t
     return run, len(queries) / (time.perf_counter() - started)
 
 
-def pgrag_search(kb: Any, collection: str, **options: Any) -> Callable[[str], list[str]]:
+def pgrag_search(kb: KnowledgeBase, collection: str, **options: Any) -> Callable[[str], list[str]]:
     retriever = kb.retriever(collection=collection, k=DEPTH, **options)
     return lambda text: [doc.metadata["source"] for doc in retriever.invoke(text)]
 
@@ -85,7 +88,7 @@ def score(qrels: Qrels, run: RunDict, name: str) -> dict[str, float]:
 
 
 def evaluate_dataset(
-    kb: Any,
+    kb: KnowledgeBase,
     dataset: BeirDataset,
     collection: str,
     *,
@@ -95,7 +98,7 @@ def evaluate_dataset(
     on_mode: Callable[[str], None] = lambda name: None,
 ) -> Report:
     settings = kb.settings
-    reranking = kb.reranker(top_n=1) is not None
+    reranking = kb.models.cross_encoder is not None
     report = Report(
         dataset=dataset.name,
         split_queries=len(dataset.queries),

@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgrag.errors import UnusableFile
+
 SUPPORTED_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
                       ".pdf": "pdf"}
-
-
-class UnusableFile(ValueError):
-    """A file that cannot be ingested; the message says why and what to do."""
 
 
 @dataclass

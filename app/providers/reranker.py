@@ -6,8 +6,9 @@ import json
 import logging
 from pathlib import Path
 
-from app.config import Settings
-from app.providers import parse_spec
+from pgrag.config import Settings
+from pgrag.errors import InvalidInput
+from pgrag.specs import parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def load_cross_encoder(settings: Settings):
         return None
     parsed = parse_spec(spec)
     if parsed.provider != "huggingface":
-        raise ValueError(f"Unsupported reranker {spec!r}: use huggingface:<name-or-path> or none.")
+        raise InvalidInput(f"Unsupported reranker {spec!r}: use huggingface:<name-or-path> or none.")
     from langchain_community.cross_encoders import HuggingFaceCrossEncoder
 
     return HuggingFaceCrossEncoder(model_name=parsed.model)

@@ -1,0 +1,130 @@
+"""The retrieval service: search parameters built from settings in one place, hybrid search in the database,
+query expansion, cross-encoder reranking, and the retrieval health check. The knowledge base owns one;
+``PgRetriever`` adapts it to LangChain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from langchain_core.documents import Document
+
+from pgrag.chains.expansion import fuse_rankings, hypothetical_document, rewrite_queries
+from pgrag.chains.rerank import CrossEncoderReranker
+from pgrag.config import Expansion, SearchMode, Settings
+from pgrag.db import spaces
+from pgrag.db.search import Hit, SearchParams, feedback_terms, search
+from pgrag.providers import Models
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What one search asks for; ``None`` takes the setting."""
+
+    collection: str | None = None
+    mode: SearchMode | None = None
+    k: int | None = None
+    filter: dict[str, Any] | None = None
+    rerank: bool = True
+    expansion: Expansion | None = None
+
+
+class Retrieval:
+    def __init__(self, engine: sa.Engine, settings: Settings, models: Models) -> None:
+        self.engine, self.settings, self.models = engine, settings, models
+
+    def params(self, mode: SearchMode | None = None, k: int | None = None,
+               filter: dict[str, Any] | None = None) -> SearchParams:
+        """The one place where settings become search parameters."""
+        s = self.settings
+        k = k or s.top_k
+        return SearchParams(
+            mode=mode or s.mode, k=k, candidates=max(s.candidates, k), rrf_k=s.rrf_k, dense_weight=s.dense_weight,
+            lexical_weight=s.lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b, filter=filter or None,
+            feedback_weight=s.prf_weight,
+        )
+
+    def hits(self, query: str, *, collection: str | None = None, mode: SearchMode | None = None,
+             k: int | None = None, filter: dict[str, Any] | None = None, feedback: bool = False,
+             dense_text: str | None = None) -> list[Hit]:
+        """Hybrid (or single-leg) search without reranking: rows with per-leg ranks and scores.
+
+        ``feedback`` adds pseudo-relevance feedback terms to the lexical leg; ``dense_text`` embeds another
+        text than the query for the dense leg (HyDE)."""
+        name = collection or self.settings.collection
+        params = self.params(mode, k, filter)
+        with self.engine.begin() as conn:
+            space = spaces.active_space(conn, spaces.collection_id(conn, name))
+            if space is None:
+                return []
+            vector = None
+            if params.mode != "lexical":
+                spaces.check_matches(space, self.models.embedding_spec, name)
+                vector = self.models.embeddings.for_space(space.dimension).embed_query(dense_text or query)
+            if feedback and params.mode != "dense":
+                first = search(conn, space, query, None, replace(params, mode="lexical", k=self.settings.prf_docs))
+                terms = feedback_terms(conn, space.collection_id, [hit.chunk_id for hit in first],
+                                       self.settings.prf_terms)
+                params = replace(params, feedback_terms=tuple(terms))
+            return search(conn, space, query, vector, params)
+
+    def expanded_hits(self, query: str, options: SearchOptions, k: int) -> list[Hit]:
+        """``hits``, with the query expanded first as the options (or settings) say."""
+        expansion = options.expansion or self.settings.expansion
+        common = {"collection": options.collection, "mode": options.mode, "k": k, "filter": options.filter}
+        if expansion == "prf":
+            return self.hits(query, feedback=True, **common)
+        if expansion == "hyde":
+            return self.hits(query, dense_text=hypothetical_document(self.models.chat_model, query), **common)
+        if expansion == "multi-query":
+            rewrites = rewrite_queries(self.models.chat_model, query, self.settings.multi_queries)
+            return fuse_rankings([self.hits(q, **common) for q in [query, *rewrites]], self.settings.rrf_k, k)
+        return self.hits(query, **common)
+
+    def reranker(self, top_n: int) -> CrossEncoderReranker | None:
+        """The configured cross-encoder as a document compressor keeping ``top_n``, or None when it is off."""
+        model = self.models.cross_encoder
+        if model is None:
+            return None
+        return CrossEncoderReranker(model=model, top_n=top_n, weight=self.models.blend_weight,
+                                    rrf_k=self.settings.rrf_k)
+
+    def documents(self, query: str, options: SearchOptions = SearchOptions()) -> list[Document]:
+        """The top ``k`` fused results, of which the first ``rerank_candidates`` are reordered by the
+        cross-encoder (so a deep ``k``, as evaluation uses, costs no more cross-encoder calls)."""
+        k = options.k or self.settings.top_k
+        depth = self.settings.rerank_candidates
+        reranker = self.reranker(top_n=depth) if options.rerank else None
+        documents = [hit_to_document(hit) for hit in self.expanded_hits(query, options, max(k, depth) if reranker
+                                                                        else k)]
+        if reranker is not None:
+            documents = list(reranker.compress_documents(documents[:depth], query)) + documents[depth:]
+        return documents[:k]
+
+
+def hit_to_document(hit: Hit) -> Document:
+    return Document(
+        id=str(hit.chunk_id),
+        page_content=hit.content,
+        metadata={
+            **hit.metadata,
+            "source": hit.source,
+            "chunk_id": hit.chunk_id,
+            "document_id": hit.document_id,
+            "ordinal": hit.ordinal,
+            "scores": {"fused": hit.score, **hit.scores},
+        },
+    )
+
+
+def best_similarity(documents: list[Document]) -> float | None:
+    """The highest dense (cosine) similarity among retrieved passages: the retrieval health signal. None when
+    no passage has one (lexical-only search), which the health check treats as unknown rather than weak."""
+    scores = [doc.metadata.get("scores", {}).get("dense_score") for doc in documents]
+    return max((s for s in scores if s is not None), default=None)
+
+
+def is_weak(documents: list[Document], threshold: float) -> bool:
+    best = best_similarity(documents)
+    return not documents or (best is not None and best < threshold)
