@@ -128,24 +128,69 @@ def search(
 
 @app.command()
 def ask(question: str, collection: CollectionOption = None,
-        k: Annotated[Optional[int], typer.Option("-k", help="Sources given to the model.")] = None) -> None:
+        k: Annotated[Optional[int], typer.Option("-k", help="Sources given to the model.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output, printed at the end.")] = False,
+        ) -> None:
     """Answer a question from the knowledge base, streaming the answer, then list the cited sources."""
+    from pgrag.chains.answer import collect, json_ready
+
+    def show(piece: str) -> None:
+        console.print(piece, end="", highlight=False, markup=False)
+
     with knowledge_base() as kb:
-        result: dict[str, Any] = {}
-        for chunk in kb.answer_chain(collection=collection, k=k).stream({"question": question}):
-            if isinstance(chunk.get("answer"), str):
-                console.print(chunk["answer"], end="", highlight=False, markup=False)
-            result.update({key: value for key, value in chunk.items() if key != "answer"})
-        console.print()
-    health = result.get("retrieval", {})
+        result = collect(kb.answer_chain(collection=collection, k=k).stream({"question": question}),
+                         on_answer=(lambda piece: None) if as_json else show)
+    if as_json:
+        print(json.dumps(json_ready(result), indent=2, default=str))
+        return
+    console.print()
+    if result["abstained"] and not result["retrieval"]["weak"]:
+        console.print("[yellow]Not answered:[/yellow] the retrieved passages do not contain the answer; the closest "
+                      "sources are listed below.")
+    elif not result["grounded"]:
+        console.print("[yellow]Unverified:[/yellow] part of this answer cites no source.")
+    health = result["retrieval"]
     if health.get("best_similarity") is not None:
         console.print(f"[dim]best passage similarity {health['best_similarity']:.2f} "
                       f"(threshold {health['threshold']:.2f})[/dim]")
-    cited = {c["number"] for c in result.get("citations", [])}
-    for number, doc in enumerate(result.get("sources", []), 1):
+    cited = {c["number"] for c in result["citations"]}
+    for number, doc in enumerate(result["sources"], 1):
         marker = "[bold green]cited[/bold green]" if number in cited else "[dim]not cited[/dim]"
         console.print(f"[{number}] {doc.metadata['source']} (chunk {doc.metadata['chunk_id']}) {marker}",
                       highlight=False)
+
+
+@app.command("eval-answers")
+def eval_answers(
+    questions: Annotated[Path, typer.Argument(help="JSON lines: question, answer (regex), gold sources; or "
+                                                   '"answerable": false.')],
+    collection: CollectionOption = None,
+    models: Annotated[Optional[str], typer.Option(
+        help="Comma-separated chat model specs to compare (default: the configured one).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every answer and figure here.")] = None,
+) -> None:
+    """Measure answers: correct and cited, citation precision, abstention on unanswerable questions, speed."""
+    from pgrag.evaluation.answers import as_json, evaluate_answers, load_cases
+
+    cases = load_cases(questions)[:limit]
+    reports = []
+    for spec in (models.split(",") if models else [None]):
+        with knowledge_base(chat_model=spec) as kb, _progress() as progress:
+            task = progress.add_task(f"Asking {kb.settings.chat_model}", total=len(cases), chunks=0)
+            reports.append(evaluate_answers(kb, cases, collection or kb.settings.collection,
+                                            on_case=lambda done, result: progress.update(task, completed=done)))
+    columns = ["correct", "citation_precision", "abstained_unanswerable", "abstained_answerable", "grounded",
+               "gold_retrieved", "first_token_p50_s", "first_token_p95_s", "total_p50_s", "total_p95_s", "tokens_per_s"]
+    table = Table("model", *(c.replace("_", " ") for c in columns), title=f"{questions.name}: {len(cases)} questions")
+    for report in reports:
+        table.add_row(report.chat_model, *("-" if report.metrics[c] is None else f"{report.metrics[c]:g}"
+                                           for c in columns))
+    console.print(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(as_json(reports, questions=str(questions), collection=collection))
+        console.print(f"Wrote {json_out}")
 
 
 @app.command()

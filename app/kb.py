@@ -45,6 +45,9 @@ class Answer:
     citations: list[dict[str, Any]]
     sources: list[Document]
     retrieval: dict[str, Any]  # best_similarity, threshold, weak: the retrieval health check
+    grounded: bool  # every sentence cites a source (or the answer abstains)
+    abstained: bool  # the answer says the knowledge base does not contain it
+    timings: dict[str, Any]  # retrieval_s, first_token_s, total_s, tokens, tokens_per_s
 
 
 class KnowledgeBase:
@@ -120,14 +123,16 @@ class KnowledgeBase:
         documents: Iterable[Document],
         *,
         collection: str | None = None,
+        split: bool = True,
         on_progress: Callable[[pipeline.IngestReport], None] = lambda report: None,
     ) -> pipeline.IngestReport:
-        """Ingest LangChain Documents; each needs a unique ``metadata["source"]``, which identifies it."""
+        """Ingest LangChain Documents; each needs a unique ``metadata["source"]``, which identifies it.
+        ``split=False`` stores each document as one chunk (for texts that are already chunks)."""
         items = [(str(doc.metadata.get("source")), partial(_loaded_from_document, doc)) for doc in documents]
-        return self._ingest(items, collection, on_progress)
+        return self._ingest(items, collection, on_progress, split)
 
     def _ingest(self, items: list[pipeline.LoadItem], collection: str | None,
-                on_progress: Callable[[pipeline.IngestReport], None]) -> pipeline.IngestReport:
+                on_progress: Callable[[pipeline.IngestReport], None], split: bool = True) -> pipeline.IngestReport:
         name = collection or self.settings.collection
         configured = self.models.embedding_spec
         with self.engine.begin() as conn:
@@ -148,7 +153,7 @@ class KnowledgeBase:
 
         report = pipeline.run(
             items,
-            splitter=Splitter(self.settings.chunk_size, self.settings.chunk_overlap),
+            splitter=Splitter(self.settings.chunk_size, self.settings.chunk_overlap) if split else Splitter(None),
             embeddings=self.models.embeddings.for_space(space.dimension),
             known=known,
             write=write,
@@ -172,6 +177,21 @@ class KnowledgeBase:
             return False
         raise DocumentNotFound(f"No document {source!r} in collection {name!r}: there is no document by that "
                                f"source; `pgrag documents -c {name}` lists them.")
+
+    def get_documents(self, sources: list[str], *, collection: str | None = None) -> list[Document]:
+        """The stored documents with these sources (in that order, missing ones left out), their chunks joined;
+        ``Document.id`` is the source."""
+        with self.engine.connect() as conn:
+            rows = store.documents_by_source(conn, spaces.collection_id(conn, collection or self.settings.collection),
+                                             sources)
+        found = {row["source"]: row for row in rows}
+        return [Document(found[s]["content"], metadata=found[s]["metadata"], id=s) for s in sources if s in found]
+
+    def vectors(self, chunk_ids: list[int], *, collection: str | None = None) -> dict[int, list[float]]:
+        """The stored vectors of these chunks in the collection's active embedding space."""
+        with self.engine.connect() as conn:
+            space = spaces.active_space(conn, spaces.collection_id(conn, collection or self.settings.collection))
+            return store.vectors(conn, space, chunk_ids) if space else {}
 
     def collections(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -219,12 +239,13 @@ class KnowledgeBase:
 
     # -- generate -----------------------------------------------------------------------------------------------
     def answer_chain(self, **retriever_options: Any) -> Runnable:
-        return build_answer_chain(self.retriever(**retriever_options), self.models.chat_model,
-                                  self.settings.min_relevance)
+        """The LCEL answer chain: ``{"question"}`` → the fields of ``Answer``; ``k`` sources go into the prompt
+        (default ``answer_sources``)."""
+        retriever_options["k"] = retriever_options.get("k") or self.settings.answer_sources
+        return build_answer_chain(self.retriever(**retriever_options), self.models.chat_model, self.settings)
 
     def ask(self, question: str, **retriever_options: Any) -> Answer:
-        result = self.answer_chain(**retriever_options).invoke({"question": question})
-        return Answer(question, result["answer"], result["citations"], result["sources"], result["retrieval"])
+        return Answer(**self.answer_chain(**retriever_options).invoke({"question": question}))
 
 
 def _loaded_from_document(doc: Document) -> loaders.LoadedFile:

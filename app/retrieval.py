@@ -118,6 +118,13 @@ def hit_to_document(hit: Hit) -> Document:
     )
 
 
+def source_fields(doc: Document) -> dict[str, Any]:
+    """A result as plain data, as the CLI's --json and the HTTP API give it."""
+    metadata = dict(doc.metadata)
+    return {"source": metadata.pop("source"), "chunk_id": metadata.pop("chunk_id"), "content": doc.page_content,
+            "scores": metadata.pop("scores", {}), "metadata": metadata}
+
+
 def best_similarity(documents: list[Document]) -> float | None:
     """The highest dense (cosine) similarity among retrieved passages: the retrieval health signal. None when
     no passage has one (lexical-only search), which the health check treats as unknown rather than weak."""

@@ -12,7 +12,7 @@ import secrets
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -24,9 +24,11 @@ from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pgrag.chains.answer import json_ready, map_chunks
 from pgrag.config import SearchMode, Settings
 from pgrag.errors import PgragError
 from pgrag.kb import KnowledgeBase
+from pgrag.retrieval import source_fields
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OPEN_PATHS = {"/health"}
@@ -67,18 +69,23 @@ class RetrievalHealth(BaseModel):
     weak: bool
 
 
+class Timings(BaseModel):
+    retrieval_s: float | None
+    first_token_s: float | None
+    total_s: float
+    tokens: int
+    tokens_per_s: float | None
+
+
 class RagOutput(BaseModel):
     question: str
     retrieval: RetrievalHealth
     answer: str
     citations: list[Citation]
-    sources: list[Any]
-
-
-def source_out(doc: Any) -> dict[str, Any]:
-    metadata = dict(doc.metadata)
-    return {"source": metadata.pop("source"), "chunk_id": metadata.pop("chunk_id"), "content": doc.page_content,
-            "scores": metadata.pop("scores", {}), "metadata": metadata}
+    sources: list[SourceOut]
+    grounded: bool
+    abstained: bool
+    timings: Timings
 
 
 def retriever_options(request: dict[str, Any]) -> dict[str, Any]:
@@ -86,11 +93,13 @@ def retriever_options(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def rag_runnable(kb: KnowledgeBase, input_type: type[BaseModel]) -> Runnable:
-    """The answer chain with per-request retrieval options; streams like the chain itself."""
+    """The answer chain with per-request retrieval options, its sources as plain objects (the fields of
+    ``pgrag ask --json``); streams like the chain itself."""
 
     def route(request: dict[str, Any]) -> Runnable:
         question = request["question"]
-        return RunnableLambda(lambda _: {"question": question}) | kb.answer_chain(**retriever_options(request))
+        return (RunnableLambda(lambda _: {"question": question}) | kb.answer_chain(**retriever_options(request))
+                | map_chunks(json_ready))
 
     return RunnableLambda(route).with_types(input_type=input_type, output_type=RagOutput)
 
@@ -98,7 +107,7 @@ def rag_runnable(kb: KnowledgeBase, input_type: type[BaseModel]) -> Runnable:
 def search_runnable(kb: KnowledgeBase, input_type: type[BaseModel]) -> Runnable:
     def search(request: dict[str, Any]) -> list[dict[str, Any]]:
         docs = kb.search(request["query"], rerank=request.get("rerank", True), **retriever_options(request))
-        return [source_out(doc) for doc in docs]
+        return [source_fields(doc) for doc in docs]
 
     return RunnableLambda(search).with_types(input_type=input_type, output_type=list[SourceOut])
 

@@ -1,23 +1,27 @@
-"""The answer chain (LCEL): retrieve → numbered sources in the prompt → chat model → answer with citations."""
+"""The answer chain (LCEL): retrieve → the passages' best sentences, numbered, in the prompt → chat model →
+an answer whose every sentence cites a source, with the cited sources, grounding flags and timings."""
 
 from __future__ import annotations
 
-import re
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda, RunnablePassthrough
 
+from pgrag.chains.citations import ABSTENTION, citation_filter, extract_citations, is_abstention, uncited_sentences
+from pgrag.chains.context import format_context
 from pgrag.chains.prompts import load_prompt
-from pgrag.retrieval import best_similarity, is_weak
+from pgrag.config import Settings
+from pgrag.retrieval import best_similarity, is_weak, source_fields
 
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+OUTPUT_KEYS = ["question", "sources", "retrieval", "answer", "citations", "grounded", "abstained", "timings"]
 
 
 def answer_prompt() -> ChatPromptTemplate:
@@ -26,40 +30,20 @@ def answer_prompt() -> ChatPromptTemplate:
     )
 
 
-def format_sources(sources: list[Document], max_chars: int = 700) -> str:
-    return "\n".join(
-        f"[{number}] ({Path(doc.metadata.get('source', '?')).name}) {' '.join(doc.page_content.split())[:max_chars]}"
-        for number, doc in enumerate(sources, 1)
-    )
-
-
-def extract_citations(answer: str, sources: list[Document]) -> list[dict[str, Any]]:
-    """The sources the answer cites, in order of first citation; numbers outside the list are ignored."""
-    numbers: list[int] = []
-    for match in _CITATION.finditer(answer):
-        for number in (int(n) for n in match.group(1).split(",")):
-            if 1 <= number <= len(sources) and number not in numbers:
-                numbers.append(number)
-    return [
-        {"number": n, "source": sources[n - 1].metadata.get("source"), "chunk_id": sources[n - 1].metadata.get("chunk_id")}
-        for n in numbers
-    ]
-
-
 @lru_cache(maxsize=32)
 def citation_grammar(n_sources: int) -> Any:
-    """GBNF that makes a small local model write 1–3 short sentences, each ending with a valid citation.
+    """GBNF for llama.cpp: either the abstention sentence, or 1–3 sentences each ending with a valid citation.
 
-    Tiny instruction models (the offline default is 135M parameters) ignore citation instructions; constrained
-    decoding through llama.cpp is the reliable way to get answers whose every sentence names its source.
-    """
+    Small instruction models follow citation instructions only most of the time; constrained decoding makes every
+    sentence name an existing source, and makes "the sources do not say" one clear choice. Sentences are bounded
+    (200 characters) so that an answer always closes its last citation within the token limit."""
     from llama_cpp import LlamaGrammar
 
     numbers = " | ".join(f'"{n}"' for n in range(1, n_sources + 1))
     return LlamaGrammar.from_string(
-        "root ::= sentence (\" \" sentence){0,2}\n"
-        "sentence ::= [A-Za-z] [^\\[\\]\\n.]{0,160} \" [\" cite \"].\"\n"
-        f"cite ::= {numbers}\n",
+        f'root ::= "{ABSTENTION}" | sentence (" " sentence){{0,2}}\n'
+        'sentence ::= [^\\[\\]\\n ] [^\\[\\]\\n]{0,200} " [" cite "]."\n'
+        f'cite ::= num (", " num)?\nnum ::= {numbers}\n',
         verbose=False,
     )
 
@@ -67,38 +51,113 @@ def citation_grammar(n_sources: int) -> Any:
 def _model_for(llm: BaseChatModel, n_sources: int) -> Runnable:
     from langchain_community.chat_models import ChatLlamaCpp
 
-    if isinstance(llm, ChatLlamaCpp) and n_sources:
+    if isinstance(llm, ChatLlamaCpp):
         return llm.bind(grammar=citation_grammar(n_sources))
     return llm
 
 
-def no_answer(sources: list[Document], min_relevance: float) -> str:
+def no_answer(sources: list[Any], min_relevance: float) -> str:
     if not sources:
         return "The knowledge base has no passages for this question; ingest documents first."
     return (f"The knowledge base has no good answer to this question: its best passage has similarity "
             f"{best_similarity(sources):.2f}, below the threshold {min_relevance:.2f} (PGRAG_MIN_RELEVANCE).")
 
 
-def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, min_relevance: float) -> Runnable:
-    """Input ``{"question": str}``; output ``{"question", "sources", "retrieval", "answer", "citations"}``.
-    Streams the answer. When retrieval is weak the model is not called: an invented answer is worse than none."""
+@dataclass
+class _Clock:
+    """Times one answer: retrieval, first token, total, and generated pieces (one per token when streaming)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    retrieved: float | None = None
+    first_token: float | None = None
+    pieces: int = 0
+
+    def piece(self) -> None:
+        self.pieces += 1
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+
+    def report(self) -> dict[str, float | int | None]:
+        now = time.perf_counter()
+        generating = now - self.first_token if self.first_token else None
+        return {
+            "retrieval_s": round(self.retrieved - self.started, 3) if self.retrieved else None,
+            "first_token_s": round(self.first_token - self.started, 3) if self.first_token else None,
+            "total_s": round(now - self.started, 3),
+            "tokens": self.pieces,
+            "tokens_per_s": round(self.pieces / generating, 1) if generating and self.pieces > 1 else None,
+        }
+
+
+def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: Settings) -> Runnable:
+    """Input ``{"question": str}``; output the ``OUTPUT_KEYS``. Streams the answer. When retrieval is weak the
+    model is not called: an invented answer is worse than none."""
     prompt = answer_prompt()
 
     def retrieval_health(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["clock"].retrieved = time.perf_counter()
         sources = inputs["sources"]
-        return {"best_similarity": best_similarity(sources), "threshold": min_relevance,
-                "weak": is_weak(sources, min_relevance)}
+        return {"best_similarity": best_similarity(sources), "threshold": settings.min_relevance,
+                "weak": is_weak(sources, settings.min_relevance)}
 
     def generate(inputs: dict[str, Any]) -> Runnable | str:
-        sources = inputs["sources"]
+        sources, clock = inputs["sources"], inputs["clock"]
         if inputs["retrieval"]["weak"]:
-            return no_answer(sources, min_relevance)
-        prompt_inputs = {"question": inputs["question"], "context": format_sources(sources)}
-        return RunnableLambda(lambda _: prompt_inputs) | prompt | _model_for(llm, len(sources)) | StrOutputParser()
+            return no_answer(sources, settings.min_relevance)
+        context = format_context(inputs["question"], sources, settings.answer_chars_per_source)
+        return (RunnableLambda(lambda _: {"question": inputs["question"], "context": context}) | prompt
+                | _model_for(llm, len(sources)) | StrOutputParser() | citation_filter(len(sources), clock.piece))
+
+    def grounding(inputs: dict[str, Any]) -> dict[str, Any]:
+        answer, sources = inputs["answer"], inputs["sources"]
+        abstained = inputs["retrieval"]["weak"] or is_abstention(answer)
+        citations = [] if abstained else extract_citations(answer, sources)
+        return {"citations": citations, "abstained": abstained,
+                "grounded": abstained or (bool(citations) and not uncited_sentences(answer)),
+                "timings": inputs["clock"].report()}
+
+    def output(chunk: dict[str, Any]) -> dict[str, Any]:
+        flat = {**chunk, **chunk.get("grounding", {})}
+        return {key: value for key, value in flat.items() if key in OUTPUT_KEYS}
 
     return (
-        RunnablePassthrough.assign(sources=(lambda x: x["question"]) | retriever)
+        RunnablePassthrough.assign(clock=lambda _: _Clock())
+        .assign(sources=(lambda x: x["question"]) | retriever)
         .assign(retrieval=RunnableLambda(retrieval_health))
         .assign(answer=RunnableLambda(generate))
-        .assign(citations=RunnableLambda(lambda x: extract_citations(x["answer"], x["sources"])))
+        .assign(grounding=RunnableLambda(grounding))
+        | map_chunks(output)
     ).with_config(run_name="pgrag_answer")
+
+
+def map_chunks(function: Callable[[dict[str, Any]], dict[str, Any]]) -> RunnableGenerator:
+    """A step applying ``function`` to each streamed chunk, sync and async, so a stream stays a stream."""
+
+    def each(chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        yield from map(function, chunks)
+
+    async def aeach(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        async for chunk in chunks:
+            yield function(chunk)
+
+    return RunnableGenerator(each, aeach)
+
+
+def collect(chunks: Iterable[dict[str, Any]], on_answer: Callable[[str], None] = lambda piece: None) -> dict[str, Any]:
+    """The answer chain's output from its streamed chunks, passing each piece of the answer on as it comes."""
+    result: dict[str, Any] = {"answer": ""}
+    for chunk in chunks:
+        for key, value in chunk.items():
+            if key == "answer":
+                on_answer(value)
+                result["answer"] += value
+            else:
+                result[key] = value
+    return result
+
+
+def json_ready(output: dict[str, Any]) -> dict[str, Any]:
+    """The chain's output (or one streamed chunk of it) as plain data: sources as objects with their scores."""
+    if "sources" not in output:
+        return output
+    return {**output, "sources": [source_fields(doc) for doc in output["sources"]]}

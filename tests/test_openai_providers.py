@@ -12,7 +12,7 @@ import pytest
 from langchain_core.documents import Document
 
 from pgrag.kb import KnowledgeBase
-from pgrag.providers.chat import gguf_path
+from pgrag.providers.gguf import gguf_path
 from pgrag.errors import EmbeddingProviderError
 from test_server import free_port
 
@@ -55,7 +55,7 @@ def embeddings_url(cli_env):
 @pytest.fixture(scope="module")
 def chat_url(cli_env):
     port = free_port()
-    proc = serve([sys.executable, "-m", "llama_cpp.server", "--model", gguf_path("smollm2"), "--host", "127.0.0.1",
+    proc = serve([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("smollm2", Path())), "--host", "127.0.0.1",
                   "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"], cli_env,
                  f"http://127.0.0.1:{port}/v1/models")
     yield f"http://127.0.0.1:{port}/v1"

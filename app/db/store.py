@@ -105,3 +105,21 @@ def list_documents(conn: sa.Connection, collection_id: int) -> list[dict[str, An
         .order_by(documents.c.source)
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def documents_by_source(conn: sa.Connection, collection_id: int, sources: Sequence[str]) -> list[dict[str, Any]]:
+    """Source, metadata and the chunks' text joined in order, for the documents with these sources."""
+    rows = conn.execute(sa.text("""
+        SELECT d.source, d.metadata, string_agg(c.content, E'\\n' ORDER BY c.ordinal) AS content
+        FROM documents d JOIN chunks c ON c.document_id = d.id
+        WHERE d.collection_id = :collection_id AND d.source = ANY(:sources)
+        GROUP BY d.id"""), {"collection_id": collection_id, "sources": list(sources)}).mappings()
+    return [dict(row) for row in rows]
+
+
+def vectors(conn: sa.Connection, space: Space, chunk_ids: Sequence[int]) -> dict[int, list[float]]:
+    """The stored vectors of these chunks in ``space``."""
+    rows = conn.execute(sa.text(
+        f"SELECT chunk_id, {space.column}::text AS vector FROM chunk_embeddings "  # a fixed column name
+        "WHERE space_id = :space_id AND chunk_id = ANY(:ids)"), {"space_id": space.id, "ids": list(chunk_ids)})
+    return {row.chunk_id: Vector.from_text(row.vector).to_list() for row in rows}

@@ -21,7 +21,13 @@ class Chunk:
 
 
 class Splitter:
-    def __init__(self, chunk_size: int, chunk_overlap: int) -> None:
+    """``chunk_size=None`` keeps every section whole: texts that arrive already split (the VectorStore's)."""
+
+    def __init__(self, chunk_size: int | None, chunk_overlap: int = 0) -> None:
+        self.whole = chunk_size is None
+        if self.whole:
+            self.fingerprint = "whole"
+            return
         if chunk_overlap >= chunk_size:
             raise InvalidInput(f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})")
         self.fingerprint = f"recursive:{chunk_size}:{chunk_overlap}"
@@ -31,6 +37,8 @@ class Splitter:
         )
 
     def split(self, sections: list[Section], kind: str) -> list[Chunk]:
+        if self.whole:
+            return [Chunk(section.text.strip(), section.metadata) for section in sections if section.text.strip()]
         chunks: list[Chunk] = []
         for section in sections:
             parts = (

