@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -15,12 +16,15 @@ from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from pgrag.config import SearchMode, Settings
 from pgrag.errors import PgragError
 from pgrag.kb import KnowledgeBase
 
 if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
     from pgrag.evaluation.beir import BeirDataset
     from pgrag.training import TrainingData
 
@@ -115,15 +119,34 @@ def search(
         print(json.dumps([{"content": d.page_content, **d.metadata, "weak": weak} for d in docs], default=str,
                          indent=2))
         return
-    table = Table("#", "source", "chunk", "scores", "text", show_lines=True)
     for number, doc in enumerate(docs, 1):
-        scores = ", ".join(f"{key}={value:.3g}" for key, value in doc.metadata["scores"].items() if value is not None)
-        table.add_row(str(number), doc.metadata["source"], str(doc.metadata["chunk_id"]), scores,
-                      " ".join(doc.page_content.split())[:300])
-    console.print(table if docs else "No results.")
+        console.print(search_result(number, doc, query))
+    if not docs:
+        console.print("No results.")
     if weak and docs:
         errors.print(f"[yellow]Weak match:[/yellow] the best passage's similarity {best_similarity(docs):.2f} is "
                      f"below {threshold:.2f}; the knowledge base may not cover this question.")
+
+
+def search_result(number: int, doc: Document, query: str) -> Text:
+    """One result in a few lines that fit any terminal: where it is (file name, section, chunk) first, then a
+    snippet of its sentences that share most words with the query, those words highlighted, then the scores."""
+    from pgrag.chains.context import excerpt, source_label, terms
+
+    metadata = doc.metadata
+    wanted = terms(query)
+    place = Text(f"{number}. ", style="bold")
+    place.append(Path(metadata["source"]).name or metadata["source"], style="bold cyan")
+    label = source_label(doc)
+    place.append(f"  {label}" if label else "", style="cyan")
+    place.append(f"  chunk {metadata['chunk_id']}", style="dim")
+    snippet = Text("   " + excerpt(query, doc.page_content, 240, dict.fromkeys(wanted, 1.0)))
+    for word in re.finditer(r"[A-Za-z_][A-Za-z0-9_]+", snippet.plain):
+        if word.group().lower()[:6] in wanted:
+            snippet.stylize("bold yellow", word.start(), word.end())
+    scores = ", ".join(f"{key.removesuffix('_score')} {value:.3g}" for key, value in metadata["scores"].items()
+                       if value is not None and not key.endswith("_rank"))
+    return Text("\n").join([place, snippet, Text(f"   {scores}", style="dim")]) + Text("\n")
 
 
 @app.command()
@@ -180,12 +203,12 @@ def eval_answers(
             task = progress.add_task(f"Asking {kb.settings.chat_model}", total=len(cases), chunks=0)
             reports.append(evaluate_answers(kb, cases, collection or kb.settings.collection,
                                             on_case=lambda done, result: progress.update(task, completed=done)))
-    columns = ["correct", "citation_precision", "abstained_unanswerable", "abstained_answerable", "grounded",
-               "gold_retrieved", "first_token_p50_s", "first_token_p95_s", "total_p50_s", "total_p95_s", "tokens_per_s"]
-    table = Table("model", *(c.replace("_", " ") for c in columns), title=f"{questions.name}: {len(cases)} questions")
-    for report in reports:
-        table.add_row(report.chat_model, *("-" if report.metrics[c] is None else f"{report.metrics[c]:g}"
-                                           for c in columns))
+    # Figures as rows, models as columns: it stays readable in 80 columns with three models side by side.
+    table = Table("figure", *(report.chat_model.removeprefix("llamacpp:") for report in reports),
+                  title=f"{questions.name}: {len(cases)} questions")
+    for figure in reports[0].metrics:
+        table.add_row(figure.replace("_", " "), *("-" if report.metrics[figure] is None else f"{report.metrics[figure]:g}"
+                                                  for report in reports))
     console.print(table)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -165,7 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys = settings.api_keys
         if keys and request.url.path not in OPEN_PATHS and request.method != "OPTIONS":
             given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not any(secrets.compare_digest(given, key) for key in keys):
+            # As bytes: compare_digest refuses non-ASCII str, and a header may carry any characters.
+            if not any(secrets.compare_digest(given.encode(), key.encode()) for key in keys):
                 return JSONResponse({"detail": "Missing or invalid API key: send it in the X-API-Key header."},
                                     status_code=401)
         return await call_next(request)

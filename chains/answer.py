@@ -42,7 +42,10 @@ def citation_grammar(n_sources: int) -> Any:
     numbers = " | ".join(f'"{n}"' for n in range(1, n_sources + 1))
     return LlamaGrammar.from_string(
         f'root ::= "{ABSTENTION}" | sentence (" " sentence){{0,2}}\n'
-        'sentence ::= [^\\[\\]\\n ] [^\\[\\]\\n]{0,200} " [" cite "]."\n'
+        # A period inside a sentence must be followed by a non-space ("os.walk", "3.11") or end the sentence right
+        # before its citation ("… 128. [3]"): a ". " would start an uncited sentence.
+        'sentence ::= [^\\[\\]\\n. ] char{0,200} "."? " [" cite "]" "."?\n'
+        'char ::= [^\\[\\]\\n.] | "." [^\\[\\]\\n .]\n'
         f'cite ::= num (", " num)?\nnum ::= {numbers}\n',
         verbose=False,
     )
@@ -54,6 +57,18 @@ def _model_for(llm: BaseChatModel, n_sources: int) -> Runnable:
     if isinstance(llm, ChatLlamaCpp):
         return llm.bind(grammar=citation_grammar(n_sources))
     return llm
+
+
+# The fixed part of the prompt (system prompt with its examples, labels, the question) in tokens, and a cautious
+# characters-per-token for English and code; together they keep any k within the model's context window.
+PROMPT_TOKENS = 600
+CHARS_PER_TOKEN = 3
+
+
+def chars_per_source(settings: Settings, n_sources: int) -> int:
+    """``answer_chars_per_source``, less when that many sources would not fit the context window."""
+    room = (settings.context_window - settings.max_tokens - PROMPT_TOKENS) * CHARS_PER_TOKEN
+    return max(80, min(settings.answer_chars_per_source, room // max(n_sources, 1)))
 
 
 def no_answer(sources: list[Any], min_relevance: float) -> str:
@@ -104,7 +119,7 @@ def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: S
         sources, clock = inputs["sources"], inputs["clock"]
         if inputs["retrieval"]["weak"]:
             return no_answer(sources, settings.min_relevance)
-        context = format_context(inputs["question"], sources, settings.answer_chars_per_source)
+        context = format_context(inputs["question"], sources, chars_per_source(settings, len(sources)))
         return (RunnableLambda(lambda _: {"question": inputs["question"], "context": context}) | prompt
                 | _model_for(llm, len(sources)) | StrOutputParser() | citation_filter(len(sources), clock.piece))
 

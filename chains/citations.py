@@ -20,7 +20,8 @@ _ABSTAINS = re.compile(
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+# A citation right after a full stop ("… 128. [3]") belongs to the sentence before it.
+_SENTENCE = re.compile(r"(?<=[.!?\]])\s+(?=[^\s\[])")
 
 
 def clean_citations(text: str, n_sources: int) -> str:

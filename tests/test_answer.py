@@ -1,9 +1,11 @@
-"""The answer chain with the packaged SmolLM2 GGUF through llama.cpp."""
+"""The answer chain with the default packaged chat model (Qwen2.5 1.5B GGUF) through llama.cpp."""
+
+import re
 
 import pytest
 from langchain_core.documents import Document
 
-from pgrag.chains.answer import extract_citations
+from pgrag.chains.citations import clean_citations, extract_citations, is_abstention, uncited_sentences
 
 FACTS = [
     "The harbour ferry to Skerry Island leaves every hour from pier 4, from 7am to 9pm.",
@@ -21,7 +23,9 @@ def ferry(kb):
 
 def test_ask_cites_stored_sources(kb, ferry):
     answer = kb.ask("How often does the ferry to Skerry Island leave?", collection=ferry, k=3)
-    assert answer.answer.strip() and answer.citations
+    assert re.search(r"every hour|hourly", answer.answer, re.IGNORECASE) and answer.citations
+    assert answer.grounded and not answer.abstained
+    assert answer.sources[answer.citations[0]["number"] - 1].metadata["source"] == "ferry0.md"
     stored = {doc["source"] for doc in kb.documents(collection=ferry)}
     for citation in answer.citations:
         assert citation["source"] in stored
@@ -52,3 +56,24 @@ def test_weak_retrieval_answers_that_there_is_no_good_answer(kb, ferry):
     assert "no good answer" in answer.answer and answer.citations == []
     good = kb.ask("Where are ferry tickets sold?", collection=ferry, k=2)
     assert not good.retrieval["weak"] and good.citations
+
+
+def test_invalid_citations_are_removed_and_uncited_sentences_found():
+    assert clean_citations("a [1]. b [7]. c [1, 9].", 3) == "a [1]. b. c [1]."
+    assert uncited_sentences("Cited [1]. Not cited. Also cited [2].") == ["Not cited."]
+    assert is_abstention("The sources do not say.") and not is_abstention("It says hello [1].")
+
+
+def test_the_streamed_answer_never_shows_an_invalid_citation(kb, ferry):
+    from pgrag.chains.citations import citation_filter
+
+    pieces = list(citation_filter(2).transform(iter(["Ferries run", " [", "5", "]", ". Tickets", " cost six [", "2", "]."])))
+    assert "".join(pieces) == "Ferries run. Tickets cost six [2]."
+
+
+def test_many_sources_are_fitted_to_the_context_window(settings):
+    from pgrag.chains.answer import CHARS_PER_TOKEN, PROMPT_TOKENS, chars_per_source
+
+    assert chars_per_source(settings, 4) == settings.answer_chars_per_source
+    fifty = chars_per_source(settings, 50)
+    assert fifty * 50 <= (settings.context_window - settings.max_tokens - PROMPT_TOKENS) * CHARS_PER_TOKEN

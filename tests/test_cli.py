@@ -39,6 +39,17 @@ def test_ingest_search_delete_via_runner(collection, tmp_path, cli_env, monkeypa
     assert missing.exit_code == 1 and "no document" in missing.stderr
 
 
+def test_search_results_show_where_and_what_in_80_columns(collection, tmp_path, cli_env):
+    deep = tmp_path / "a-rather-long-folder-name" / "another-level-of-nesting" / "and-one-more"
+    folder = write_files(deep, {"owl-field-notes.md": "# Night hunting\n\nBarn owls hunt voles at night by sound.\n",
+                                "bees.md": "Bees dance to show where the flowers are.\n"})
+    assert pgrag("ingest", str(folder), "-c", collection, env=cli_env).returncode == 0
+    result = pgrag("search", "how do owls hunt voles", "-c", collection, env={**cli_env, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert "owl-field-notes.md" in result.stdout and "Night hunting" in result.stdout
+    assert "voles" in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
 def test_user_errors_are_one_line_not_a_traceback(cli_env):
     result = pgrag("search", "x", "-c", "no_such_collection", env=cli_env)
     assert result.returncode == 1 and "No collection named" in result.stderr and "Traceback" not in result.stderr
@@ -54,6 +65,27 @@ def test_ask_as_subprocess(collection, tmp_path, cli_env):
     result = pgrag("ask", "How long is green tea steeped?", "-c", collection, env=cli_env)
     assert result.returncode == 0, result.stderr
     assert "[1]" in result.stdout and "tea.txt" in result.stdout and "cited" in result.stdout
+    as_json = json.loads(pgrag("ask", "How long is green tea steeped?", "-c", collection, "--json", env=cli_env).stdout)
+    assert {"answer", "citations", "sources", "retrieval", "grounded", "abstained", "timings"} <= set(as_json)
+    assert as_json["sources"][0]["source"].endswith("tea.txt") and "dense_score" in as_json["sources"][0]["scores"]
+    assert as_json["timings"]["total_s"] > 0 and as_json["retrieval"]["weak"] is False
+
+
+def test_eval_answers_on_a_tiny_question_set(collection, tmp_path, cli_env):
+    folder = write_files(tmp_path / "d", {"tea.txt": "Green tea is steeped at 80 degrees for two minutes.\n",
+                                         "coffee.txt": "Espresso is brewed at nine bar of pressure.\n"})
+    assert pgrag("ingest", str(folder), "-c", collection, env=cli_env).returncode == 0
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question": "At what temperature is green tea steeped?", "answer": r"\b80\b",
+                    "gold": ["tea.txt"]}) + "\n"
+        + json.dumps({"question": "Who invented the espresso machine?", "answerable": False}) + "\n")
+    out = tmp_path / "answers.json"
+    result = pgrag("eval-answers", str(questions), "-c", collection, "--json", str(out), env=cli_env)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out.read_text())["models"][0]["metrics"]
+    assert metrics["questions"] == 2 and metrics["correct"] == 1.0 and metrics["citation_precision"] == 1.0
+    assert metrics["first_token_p50_s"] is not None and "correct" in result.stdout
 
 
 def postgres_running(pgdata) -> bool:

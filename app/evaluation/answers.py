@@ -123,7 +123,7 @@ def evaluate_answers(kb: KnowledgeBase, cases: list[Case], collection: str,
     """Ask every question through the answer chain as ``ask`` does; the model is loaded (and warmed with one
     question) before timing starts, so the figures are per answer, not per process."""
     chain = kb.answer_chain(collection=collection)
-    chain.invoke({"question": cases[0].question})  # loads the model and caches the prompt's fixed prefix
+    chain.invoke({"question": "What is this about?"})  # loads the model and caches the prompt's fixed prefix
     report = ModelReport(kb.settings.chat_model)
     for done, case in enumerate(cases, 1):
         report.cases.append(judge(case, collect(chain.stream({"question": case.question}))))
