@@ -1,5 +1,6 @@
 """Ingest on the real database: idempotency, updates, deletes, bad files, and crash safety."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -65,6 +66,22 @@ def test_bad_files_are_reported_and_skipped(kb, collection, tmp_path):
     assert "binary" in reasons["binary.txt"] and "empty" in reasons["empty.md"]
     assert "UTF-8" in reasons["latin1.txt"] and "PDF" in reasons["broken.pdf"]
     assert len(report.added) == len(GOOD)
+
+
+def test_fifos_outside_links_and_utf16(kb, collection, tmp_path):
+    """A FIFO never blocks ingest, a link out of the folder is not followed, UTF-16 text is read."""
+    outside = write_files(tmp_path / "outside", {"secret.txt": "The vault code is 4471.\n"})
+    folder = write_files(tmp_path / "docs", {"utf16.txt": "Ein Faß voll Kümmel.\n".encode("utf-16")})
+    (folder / "leak.txt").symlink_to(outside / "secret.txt")
+    (folder / "inside.txt").symlink_to(folder / "utf16.txt")
+    os.mkfifo(folder / "pipe.txt")
+    report = kb.ingest([folder], collection=collection)
+    assert sorted(Path(s).name for s in report.added) == ["utf16.txt"]  # inside.txt resolves to the same file
+    assert report.failed == []  # in a folder, a pipe is not a file to ingest
+    assert not kb.search_hits("vault code", collection=collection, mode="lexical")
+    assert "Kümmel" in kb.search_hits("Kümmel", collection=collection, mode="lexical")[0].content
+    named = kb.ingest([folder / "pipe.txt"], collection=collection)  # named directly: reported, not read
+    assert "regular file" in named.failed[0][1] and not named.added
 
 
 def test_html_and_pdf_text_is_searchable(kb, collection, tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +35,14 @@ class LoadedFile:
 
 
 def discover(paths: Iterable[Path], include: list[str] | None = None, exclude: list[str] | None = None) -> Iterator[Path]:
-    """Files named directly, and supported files found recursively in folders, filtered by glob patterns."""
+    """Files named directly, and supported files found recursively in folders, filtered by glob patterns. Inside a
+    folder, a link to anything outside that folder is not followed: ingesting ``docs/`` never reads ``/etc``."""
     for path in paths:
         if path.is_dir():
-            candidates: Iterable[Path] = sorted(p for p in path.rglob("*") if p.is_file())
-            candidates = (p for p in candidates if p.suffix.lower() in SUPPORTED_SUFFIXES)
+            root = path.resolve()
+            candidates: Iterable[Path] = sorted(
+                p for p in path.rglob("*")
+                if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file() and p.resolve().is_relative_to(root))
         else:
             candidates = [path]
         for candidate in candidates:
@@ -61,6 +66,8 @@ def load(path: Path) -> LoadedFile:
     if kind is None:
         raise UnusableFile(f"unsupported file type {path.suffix or '(none)'}; pgrag reads .txt, .md, .html and .pdf")
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+            raise UnusableFile("is not a regular file (a pipe, socket or device); pgrag reads files")
         raw = path.read_bytes()
     except OSError as exc:
         raise UnusableFile(f"cannot read the file: {exc.strerror or exc}") from exc
@@ -75,6 +82,11 @@ def load(path: Path) -> LoadedFile:
 
 
 def _decode(raw: bytes) -> str:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise UnusableFile(f"starts like UTF-16 but is not valid UTF-16 ({exc.reason})") from exc
     if b"\x00" in raw[:8192]:
         raise UnusableFile("looks binary (contains NUL bytes), not text")
     try:
