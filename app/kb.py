@@ -22,6 +22,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import Runnable
 
+from pgrag import validation
 from pgrag.chains.answer import build_answer_chain
 from pgrag.chains.retriever import PgRetriever
 from pgrag.config import Settings
@@ -168,6 +169,7 @@ class KnowledgeBase:
         """Delete a document by its source (a path is resolved the way ingest names files). Returns whether
         there was one; with ``missing_ok=False`` a missing document is a ``DocumentNotFound`` error."""
         name = collection or self.settings.collection
+        validation.text(source, "source")
         with self.engine.begin() as conn:
             collection_id = spaces.collection_id(conn, name)
             if store.delete_document(conn, collection_id, source) or store.delete_document(

@@ -13,6 +13,7 @@ from langchain_core.documents import Document
 from pgrag.chains.expansion import fuse_rankings, hypothetical_document, rewrite_queries
 from pgrag.chains.rerank import CrossEncoderReranker
 from pgrag.config import Expansion, SearchMode, Settings
+from pgrag import validation
 from pgrag.db import spaces
 from pgrag.db.search import Hit, SearchParams, feedback_terms, search
 from pgrag.providers import Models
@@ -41,7 +42,8 @@ class Retrieval:
         k = k or s.top_k
         return SearchParams(
             mode=mode or s.mode, k=k, candidates=max(s.candidates, k), rrf_k=s.rrf_k, dense_weight=s.dense_weight,
-            lexical_weight=s.lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b, filter=filter or None,
+            lexical_weight=s.lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b,
+            filter=validation.metadata_filter(filter) or None,
             feedback_weight=s.prf_weight,
         )
 
@@ -53,6 +55,7 @@ class Retrieval:
         ``feedback`` adds pseudo-relevance feedback terms to the lexical leg; ``dense_text`` embeds another
         text than the query for the dense leg (HyDE)."""
         name = collection or self.settings.collection
+        validation.text(query, "query")
         params = self.params(mode, k, filter)
         with self.engine.begin() as conn:
             space = spaces.active_space(conn, spaces.collection_id(conn, name))

@@ -182,7 +182,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": "Invalid request.", "errors": exc.errors()}, status_code=422)
+        # Only where and what: an error's "input" may hold what JSON cannot carry back (NaN, bytes). LangServe
+        # raises some with plain strings as errors.
+        errors = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg")), "type": error.get("type")}
+                  if isinstance(error, dict) else {"msg": str(error)} for error in exc.errors()]
+        return JSONResponse({"detail": "Invalid request.", "errors": errors}, status_code=422)
+
+    @app.exception_handler(UnicodeDecodeError)
+    async def not_utf8(request: Request, exc: UnicodeDecodeError) -> JSONResponse:
+        return JSONResponse({"detail": f"The request body is not UTF-8 (byte {exc.object[exc.start]:#04x} at "
+                                       f"offset {exc.start})."}, status_code=400)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return JSONResponse({"detail": "The request body is nested too deeply."}, status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,9 @@ an answer whose every sentence cites a source, with the cited sources, grounding
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel

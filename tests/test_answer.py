@@ -77,3 +77,16 @@ def test_many_sources_are_fitted_to_the_context_window(settings):
     assert chars_per_source(settings, 4) == settings.answer_chars_per_source
     fifty = chars_per_source(settings, 50)
     assert fifty * 50 <= (settings.context_window - settings.max_tokens - PROMPT_TOKENS) * CHARS_PER_TOKEN
+
+
+def test_excerpts_keep_the_sentences_about_the_question():
+    from pgrag.chains.context import excerpt, terms
+
+    text = ("The os module has many functions. Most of them are thin wrappers around system calls. "
+            "The function os.cpu_count() tells how many processors there are. It gives None if undetermined. "
+            "Unrelated trivia follows here. More unrelated trivia here too.")
+    question = "What does os.cpu_count() give back when the number is unknown?"
+    kept = excerpt(question, text, 120, dict.fromkeys(terms(question), 1.0))
+    # The sentence naming the function, and the next one (which states the fact), not the unrelated ones.
+    assert "os.cpu_count() tells" in kept and "None if undetermined" in kept
+    assert "many functions" not in kept and "wrappers" not in kept

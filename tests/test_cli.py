@@ -24,7 +24,8 @@ def test_ingest_search_delete_via_runner(collection, tmp_path, cli_env, monkeypa
     for key in ("PGRAG_DATA_DIR", "PGRAG_RERANKER"):
         monkeypatch.setenv(key, cli_env[key])
     folder = write_files(tmp_path / "docs", {"owls.md": "# Owls\n\nBarn owls hunt voles at dusk.\n",
-                                             "bad.txt": b"\xff\xfe\x00garbage"})
+                                             # NUL bytes without a BOM: binary (a UTF-16 BOM would make it text)
+                                             "bad.txt": b"\x00\x01\x00garbage"})
     result = runner.invoke(app, ["ingest", str(folder), "-c", collection])
     assert result.exit_code == 0, result.output
     assert "1 added" in result.stdout and "1 failed" in result.stdout

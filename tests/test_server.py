@@ -72,6 +72,8 @@ def test_health_is_open_everything_else_needs_a_key(server):
         assert response.status_code == 401 and "API key" in response.json()["detail"]
     wrong = httpx.get(f"{server}/collections", headers={"X-API-Key": "nope"})
     assert wrong.status_code == 401
+    non_ascii = httpx.get(f"{server}/collections", headers={"X-API-Key": "ключ".encode()})
+    assert non_ascii.status_code == 401
     assert httpx.get(f"{server}/ready", headers=HEADERS).json() == {"status": "ready"}
 
 
@@ -124,6 +126,19 @@ def test_bad_requests_get_4xx_with_a_reason(client):
     for name in ("../escape.txt", "..", "a/b.txt", "..\\win.txt"):
         response = client.post("/collections/http-test/documents", files=[("files", (name, b"text"))])
         assert response.status_code == 400 and "file name" in response.json()["detail"], name
+
+    hostile = [
+        b'{"input": {"query": "otters", "k": NaN}}',  # the 422 must not choke on echoing NaN back
+        b'{"input": {"query": "otters\\u0000"}}', b'{"input": {"query": "a\\ud800"}}',
+        b'{"input": {"query": "otters", "filter": {"a": NaN}}}', b'{"input": {"query": "otters", "filter": {"a": 1e400}}}',
+        b'{"input": {"query": "otters", "filter": {"a": "\\u0000"}}}', b'{"input": {"query": "otters", "collection": "a\\u0000"}}',
+        b'{"input": {"query": "\xff"}}', b'{"input": {"query": "otters", "filter": ' + b'{"a": ' * 5000 + b'1' + b'}' * 5000 + b'}}',
+    ]
+    for body in hostile:
+        response = client.post("/search/invoke", content=body, headers={"Content-Type": "application/json"})
+        assert 400 <= response.status_code < 500 and response.json()["detail"], (body[:60], response.text[:200])
+    nul_delete = client.delete("/collections/http-test/documents", params={"source": "a\x00b"})
+    assert nul_delete.status_code == 400
 
     unknown = client.post("/search/invoke", json={"input": {"query": "x", "collection": "no-such-collection"}})
     assert unknown.status_code == 404 and "No collection" in unknown.json()["detail"]

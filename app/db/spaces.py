@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pgrag.db.models import chunk_embeddings, chunks, collections, embedding_spaces
+from pgrag import validation
 from pgrag.errors import EmbeddingModelMismatch, UnknownCollection
 from pgrag.specs import EmbeddingSpec
 
@@ -50,6 +51,7 @@ class Space:
 
 
 def collection_id(conn: sa.Connection, name: str, *, create: bool = False) -> int:
+    validation.text(name, "collection name")
     found = conn.execute(sa.select(collections.c.id).where(collections.c.name == name)).scalar()
     if found is not None:
         return found
