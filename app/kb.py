@@ -27,7 +27,7 @@ from pgrag.chains.answer import build_answer_chain
 from pgrag.chains.retriever import PgRetriever
 from pgrag.config import Settings
 from pgrag.db import spaces, store
-from pgrag.db.engine import create_engine, dispose, ensure_schema
+from pgrag.db.engine import create_engine, dispose, ensure_schema, in_transaction
 from pgrag.db.search import Hit
 from pgrag.db.sql import run_sql
 from pgrag.errors import DatabaseUnavailable, DocumentNotFound, UnusableFile
@@ -138,6 +138,7 @@ class KnowledgeBase:
         configured = self.models.embedding_spec
         with self.engine.begin() as conn:
             collection_id = spaces.collection_id(conn, name, create=True)
+            store.lock_collection(conn, collection_id)  # one writer creates the first embedding space
             space = spaces.active_space(conn, collection_id)
             if space is None:
                 dimension = len(self.models.embeddings.embed_query("dimension probe"))
@@ -146,17 +147,30 @@ class KnowledgeBase:
             spaces.check_matches(space, configured, name)
             known = store.existing_hashes(conn, collection_id)
 
-        def write(batch: list[tuple[pipeline.PreparedDocument, list[list[float]]]]) -> None:
-            with self.engine.begin() as conn:
+        def stored(sources: list[str]) -> dict[str, str]:
+            with self.engine.connect() as conn:
+                return store.existing_hashes(conn, collection_id, sources)
+
+        def write(batch: list[tuple[pipeline.PreparedDocument, list[list[float]]]]) -> list[str]:
+            def work(conn: sa.Connection) -> list[str]:
+                store.lock_collection(conn, collection_id)
+                current = store.existing_hashes(conn, collection_id, [doc.source for doc, _ in batch])
+                written = []
                 for doc, vectors in batch:
-                    store.replace_document(conn, collection_id, space, doc.source, doc.content_hash, doc.metadata,
-                                           doc.chunks, vectors)
+                    if current.get(doc.source) != doc.content_hash:  # else another writer stored it meanwhile
+                        store.replace_document(conn, collection_id, space, doc.source, doc.content_hash,
+                                               doc.metadata, doc.chunks, vectors)
+                        written.append(doc.source)
+                return written
+
+            return in_transaction(self.engine, work)
 
         report = pipeline.run(
             items,
             splitter=Splitter(self.settings.chunk_size, self.settings.chunk_overlap) if split else Splitter(None),
             embeddings=self.models.embeddings.for_space(space.dimension),
             known=known,
+            stored=stored,
             write=write,
             batch_chunks=self.settings.embed_flush_chunks,
             on_progress=on_progress,
@@ -170,11 +184,15 @@ class KnowledgeBase:
         there was one; with ``missing_ok=False`` a missing document is a ``DocumentNotFound`` error."""
         name = collection or self.settings.collection
         validation.text(source, "source")
-        with self.engine.begin() as conn:
+
+        def work(conn: sa.Connection) -> bool:
             collection_id = spaces.collection_id(conn, name)
-            if store.delete_document(conn, collection_id, source) or store.delete_document(
-                    conn, collection_id, loaders.source_of(Path(source))):
-                return True
+            store.lock_collection(conn, collection_id)
+            return store.delete_document(conn, collection_id, source) or store.delete_document(
+                conn, collection_id, loaders.source_of(Path(source)))
+
+        if in_transaction(self.engine, work):
+            return True
         if missing_ok:
             return False
         raise DocumentNotFound(f"No document {source!r} in collection {name!r}: there is no document by that "

@@ -82,3 +82,30 @@ def minimal_pdf(text: str) -> bytes:
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def assert_statistics_exact(kb: KnowledgeBase, collection: str) -> None:
+    """The trigger-maintained BM25 statistics and postings equal a recomputation from the chunks."""
+    import sqlalchemy as sa
+
+    by_name = {"c": collection}
+    with kb.engine.connect() as conn:
+        kept = dict(conn.execute(sa.text(
+            "SELECT s.lexeme, s.doc_freq FROM lexeme_stats s JOIN collections c ON c.id = s.collection_id "
+            "WHERE c.name = :c"), by_name).all())
+        recomputed = dict(conn.execute(sa.text(
+            "SELECT l, count(*) FROM chunks ch JOIN collections c ON c.id = ch.collection_id, "
+            "unnest(tsvector_to_array(ch.tsv)) l WHERE c.name = :c GROUP BY l"), by_name).all())
+        postings = conn.execute(sa.text(
+            "SELECT p.lexeme, p.chunk_id, p.tf, p.chunk_tokens FROM chunk_postings p JOIN collections c "
+            "ON c.id = p.collection_id WHERE c.name = :c ORDER BY 1, 2"), by_name).all()
+        recomputed_postings = conn.execute(sa.text(
+            "SELECT u.lexeme, ch.id, array_length(u.positions, 1), ch.token_count FROM chunks ch "
+            "JOIN collections c ON c.id = ch.collection_id, unnest(ch.tsv) u WHERE c.name = :c ORDER BY 1, 2"),
+            by_name).all()
+        totals = conn.execute(sa.text(
+            "SELECT c.chunk_count, c.token_count, count(ch.id), coalesce(sum(ch.token_count), 0) FROM collections c "
+            "LEFT JOIN chunks ch ON ch.collection_id = c.id WHERE c.name = :c GROUP BY c.id"), by_name).one()
+    assert kept == recomputed
+    assert postings == recomputed_postings
+    assert totals[0] == totals[2] and totals[1] == totals[3]

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 from langchain_core.documents import Document
 
+from conftest import assert_statistics_exact
 from corpus import DISTRACTORS, PARAPHRASE_PASSAGE, PARAPHRASE_QUERY
 
 CONTRACTORS = [
@@ -77,25 +78,9 @@ def test_bm25_statistics_match_recomputation_after_insert_update_delete(kb, coll
         conn.execute(sa.text("UPDATE chunks SET content = content || ' honeybees' WHERE ordinal = 0 AND document_id ="
                              " (SELECT d.id FROM documents d JOIN collections c ON c.id = d.collection_id "
                              "WHERE c.name = :c AND d.source = 's7')"), {"c": collection})
-        kept = dict(conn.execute(sa.text(
-            "SELECT s.lexeme, s.doc_freq FROM lexeme_stats s JOIN collections c ON c.id = s.collection_id "
-            "WHERE c.name = :c"), {"c": collection}).all())
-        recomputed = dict(conn.execute(sa.text(
-            "SELECT l, count(*) FROM chunks ch JOIN collections c ON c.id = ch.collection_id, "
-            "unnest(tsvector_to_array(ch.tsv)) l WHERE c.name = :c GROUP BY l"), {"c": collection}).all())
-        postings = conn.execute(sa.text(
-            "SELECT p.lexeme, p.chunk_id, p.tf, p.chunk_tokens FROM chunk_postings p JOIN collections c "
-            "ON c.id = p.collection_id WHERE c.name = :c ORDER BY 1, 2"), {"c": collection}).all()
-        recomputed_postings = conn.execute(sa.text(
-            "SELECT u.lexeme, ch.id, array_length(u.positions, 1), ch.token_count FROM chunks ch "
-            "JOIN collections c ON c.id = ch.collection_id, unnest(ch.tsv) u WHERE c.name = :c ORDER BY 1, 2"),
-            {"c": collection}).all()
-        totals = conn.execute(sa.text(
-            "SELECT c.chunk_count, c.token_count, count(ch.id), sum(ch.token_count) FROM collections c "
-            "LEFT JOIN chunks ch ON ch.collection_id = c.id WHERE c.name = :c GROUP BY c.id"), {"c": collection}).one()
-    assert kept == recomputed and kept["honeybe"] == 1
-    assert postings == recomputed_postings
-    assert totals[0] == totals[2] == 9 and totals[1] == totals[3]
+    assert_statistics_exact(kb, collection)
+    assert [c["chunk_count"] for c in kb.collections() if c["name"] == collection] == [9]
+    assert kb.search_hits("honeybees", collection=collection, mode="lexical", k=10)
 
 
 def test_lexical_score_is_bm25(kb, collection):

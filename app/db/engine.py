@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -16,6 +19,10 @@ from pgrag.db import embedded
 from pgrag.errors import SchemaOutOfDate
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+# deadlock_detected, serialization_failure: the transaction was rolled back whole and may simply run again.
+TRANSIENT_SQLSTATES = {"40P01", "40001"}
+TRANSACTION_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def database_url(settings: Settings) -> str:
@@ -31,6 +38,19 @@ def database_url(settings: Settings) -> str:
 def create_engine(settings: Settings) -> sa.Engine:
     """An engine on the configured server; pair with ``dispose`` so an embedded server can stop."""
     return sa.create_engine(database_url(settings), pool_pre_ping=True)
+
+
+def in_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
+    """Run ``work`` in one transaction, again (with jittered backoff, a bounded number of times) when the
+    database rolled it back for a deadlock or a serialization failure, which concurrent writers can cause."""
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, sa.exc.DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+    for attempt in Retrying(retry=retry_if_exception(transient), stop=stop_after_attempt(TRANSACTION_ATTEMPTS),
+                            wait=wait_random_exponential(multiplier=0.05, max=2), reraise=True):
+        with attempt, engine.begin() as conn:
+            return work(conn)
+    raise AssertionError("unreachable: Retrying either returns or re-raises")
 
 
 def dispose(engine: sa.Engine, settings: Settings) -> None:

@@ -30,11 +30,19 @@ def analyze(engine: sa.Engine) -> None:
         conn.execute(sa.text("ANALYZE chunks, chunk_postings, chunk_embeddings, lexeme_stats"))
 
 
-def existing_hashes(conn: sa.Connection, collection_id: int) -> dict[str, str]:
-    rows = conn.execute(
-        sa.select(documents.c.source, documents.c.content_hash).where(documents.c.collection_id == collection_id)
-    )
-    return dict(rows.all())
+def lock_collection(conn: sa.Connection, collection_id: int) -> None:
+    """Every writer of a collection takes its row first, for the rest of its transaction. The statistics
+    triggers update that row anyway; taking it before any document row makes concurrent writers lock in one
+    order (no deadlock) and each sees what the one before it committed (no duplicate source)."""
+    conn.execute(sa.select(collections.c.id).where(collections.c.id == collection_id).with_for_update())
+
+
+def existing_hashes(conn: sa.Connection, collection_id: int, sources: Sequence[str] | None = None) -> dict[str, str]:
+    """Content hash by source, of the whole collection or of these sources."""
+    query = sa.select(documents.c.source, documents.c.content_hash).where(documents.c.collection_id == collection_id)
+    if sources is not None:
+        query = query.where(documents.c.source.in_(sources))
+    return dict(conn.execute(query).all())
 
 
 def replace_document(

@@ -51,7 +51,10 @@ class PreparedDocument:
 
 # A loader thunk per item, so a failure in one is caught, reported and skipped without touching the others.
 LoadItem = tuple[str, Callable[[], LoadedFile]]
-WriteBatch = Callable[[list[tuple[PreparedDocument, list[list[float]]]]], None]
+# Writes a batch and returns the sources it wrote (a concurrent writer may have stored the same content first).
+WriteBatch = Callable[[list[tuple[PreparedDocument, list[list[float]]]]], list[str]]
+# The stored content hash of each of these sources, now.
+StoredHashes = Callable[[list[str]], dict[str, str]]
 
 
 def content_hash(loaded: LoadedFile, splitter: Splitter) -> str:
@@ -89,6 +92,7 @@ def run(
     splitter: Splitter,
     embeddings: Embeddings,
     known: dict[str, str],
+    stored: StoredHashes,
     write: WriteBatch,
     batch_chunks: int,
     on_progress: Callable[[IngestReport], None] = lambda report: None,
@@ -102,24 +106,34 @@ def run(
     writing: Future | None = None
 
     def write_and_report(batch: list[tuple[PreparedDocument, list[list[float]]]]) -> None:
-        write(batch)
+        written = set(write(batch))
         for doc, _ in batch:
-            (report.updated if doc.source in known else report.added).append(doc.source)
-            report.chunks += len(doc.chunks)
+            if doc.source in written:
+                (report.updated if doc.source in known else report.added).append(doc.source)
+                report.chunks += len(doc.chunks)
+            else:
+                report.unchanged.append(doc.source)
             on_progress(report)
 
     def flush() -> None:
         nonlocal writing, pending_chunks
-        vectors = embeddings.embed_documents([chunk.text for doc in pending for chunk in doc.chunks])
+        # Another process ingesting the same files may have stored some since the run began: skip embedding them.
+        current = stored([doc.source for doc in pending])
+        fresh = [doc for doc in pending if current.get(doc.source) != doc.content_hash]
+        report.unchanged.extend(doc.source for doc in pending if current.get(doc.source) == doc.content_hash)
+        pending.clear()
+        pending_chunks = 0
+        if not fresh:
+            on_progress(report)
+            return
+        vectors = embeddings.embed_documents([chunk.text for doc in fresh for chunk in doc.chunks])
         batch, offset = [], 0
-        for doc in pending:
+        for doc in fresh:
             batch.append((doc, vectors[offset:offset + len(doc.chunks)]))
             offset += len(doc.chunks)
         if writing is not None:
             writing.result()  # batches land in order, and a failed write stops the run here
         writing = writer.submit(write_and_report, batch)
-        pending.clear()
-        pending_chunks = 0
 
     try:
         for doc in prepare(items, splitter, known, report, on_progress):
