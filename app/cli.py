@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -58,6 +59,11 @@ def knowledge_base(**overrides: Any) -> Iterator[KnowledgeBase]:
 
     install_signal_handlers()
     with KnowledgeBase.open(**{k: v for k, v in overrides.items() if v is not None}) as kb:
+        # Libraries' warnings (pypdf's about each malformed PDF, ...) go to the log, not between pgrag's lines.
+        kb.settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=kb.settings.log_file, level=logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.captureWarnings(True)
         yield kb
 
 
@@ -77,10 +83,12 @@ def ingest(
         task = progress.add_task("Ingesting", total=None, chunks=0)
         report = kb.ingest(
             paths, collection=collection, include=include, exclude=exclude,
-            on_progress=lambda r: progress.update(task, completed=r.items_done, total=r.total, chunks=r.chunks),
+            on_progress=lambda r: progress.update(task, completed=r.items_done, total=r.total, chunks=r.embedded),
         )
     for name, reason in report.failed:
         errors.print(f"[yellow]Skipped[/yellow] {name}: {reason}")
+    if report.failed:
+        errors.print(f"Readers' warnings about these files are in {kb.settings.log_file}")
     console.print(
         f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
         f"{len(report.failed)} failed; {report.chunks} chunks in {report.seconds:.1f}s "
@@ -370,7 +378,7 @@ def _ingest_dataset(kb: KnowledgeBase, dataset: BeirDataset, collection: str) ->
         task = progress.add_task(f"Ingesting {dataset.name}", total=len(dataset.corpus), chunks=0)
         report = kb.ingest_documents(
             dataset.documents(), collection=collection,
-            on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.chunks),
+            on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.embedded),
         )
     if report.failed:
         errors.print(f"[yellow]{len(report.failed)} corpus entries skipped[/yellow], e.g. {report.failed[0]}")

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1000, gt=50, description="Maximum characters per chunk.")
     chunk_overlap: int = Field(150, ge=0)
     embed_batch_size: int = Field(32, gt=0)
+    max_file_mb: float = Field(100, gt=0, description="Largest file ingest reads; a larger one is reported and skipped.")
+    max_document_chunks: int = Field(
+        100_000, gt=0, description="Most chunks one document may split into; a document with more is reported and "
+        "skipped (an 8 MB line of one repeated word is rarely knowledge).")
     embedding_storage: Literal["vector", "halfvec"] = Field(
         "vector", description="How new embedding spaces store vectors: vector (float4) or halfvec (float2, half size).")
     provider_retries: int = Field(6, ge=0, description="Retries, with exponential backoff, of remote providers.")
@@ -118,6 +122,11 @@ class Settings(BaseSettings):
     def embed_flush_chunks(self) -> int:
         """Chunks embedded per call and written per transaction by ingest and reindex."""
         return self.embed_batch_size * 32
+
+    @property
+    def log_file(self) -> Path:
+        """Where the CLI writes warnings: libraries' (pypdf's) and each file ingest skipped, with the reason."""
+        return self.data_dir / "logs" / "pgrag.log"
 
     @property
     def models_dir(self) -> Path:

@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -116,7 +117,8 @@ class KnowledgeBase:
         """Ingest files and folders (recursively). Unchanged files are skipped, changed ones replaced, and a file
         that cannot be read is reported in ``report.failed`` without stopping the others."""
         files = list(loaders.discover([Path(p) for p in paths], include, exclude))
-        items = [(str(path), partial(loaders.load, path)) for path in files]
+        max_bytes = int(self.settings.max_file_mb * 1e6)
+        items = [(str(path), partial(loaders.load, path, max_bytes)) for path in files]
         return self._ingest(items, collection, on_progress)
 
     def ingest_documents(
@@ -136,24 +138,29 @@ class KnowledgeBase:
                 on_progress: Callable[[pipeline.IngestReport], None], split: bool = True) -> pipeline.IngestReport:
         name = collection or self.settings.collection
         configured = self.models.embedding_spec
-        with self.engine.begin() as conn:
-            collection_id = spaces.collection_id(conn, name, create=True)
-            store.lock_collection(conn, collection_id)  # one writer creates the first embedding space
-            space = spaces.active_space(conn, collection_id)
-            if space is None:
-                dimension = len(self.models.embeddings.embed_query("dimension probe"))
-                space = spaces.create_space(conn, collection_id, configured, dimension, status="active",
-                                            storage=self.settings.embedding_storage)
+        validation.text(name, "collection name")
+        # The collection and its first embedding space are created by the first write, so a run that stores
+        # nothing (every file rejected) leaves no empty collection behind.
+        with self.engine.connect() as conn:
+            collection_id = spaces.find_collection(conn, name)
+            space = spaces.active_space(conn, collection_id) if collection_id is not None else None
+            known = store.existing_hashes(conn, collection_id) if collection_id is not None else {}
+        if space is not None:
             spaces.check_matches(space, configured, name)
-            known = store.existing_hashes(conn, collection_id)
 
         def stored(sources: list[str]) -> dict[str, str]:
             with self.engine.connect() as conn:
-                return store.existing_hashes(conn, collection_id, sources)
+                found = spaces.find_collection(conn, name)
+                return store.existing_hashes(conn, found, sources) if found is not None else {}
 
-        def write(batch: list[tuple[pipeline.PreparedDocument, list[list[float]]]]) -> list[str]:
+        def write(batch: list[tuple[pipeline.PreparedDocument, np.ndarray]]) -> list[str]:
             def work(conn: sa.Connection) -> list[str]:
+                collection_id = spaces.collection_id(conn, name, create=True)
                 store.lock_collection(conn, collection_id)
+                space = spaces.active_space(conn, collection_id) or spaces.create_space(
+                    conn, collection_id, configured, batch[0][1].shape[1], status="active",
+                    storage=self.settings.embedding_storage)
+                spaces.check_matches(space, configured, name)
                 current = store.existing_hashes(conn, collection_id, [doc.source for doc, _ in batch])
                 written = []
                 for doc, vectors in batch:
@@ -168,11 +175,12 @@ class KnowledgeBase:
         report = pipeline.run(
             items,
             splitter=Splitter(self.settings.chunk_size, self.settings.chunk_overlap) if split else Splitter(None),
-            embeddings=self.models.embeddings.for_space(space.dimension),
+            embeddings=self.models.embeddings.for_space(space.dimension) if space else self.models.embeddings,
             known=known,
             stored=stored,
             write=write,
             batch_chunks=self.settings.embed_flush_chunks,
+            max_chunks=self.settings.max_document_chunks,
             on_progress=on_progress,
         )
         if report.chunks >= store.ANALYZE_AFTER_CHUNKS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langchain_core.runnables import Runnable, RunnableLambda
 from langserve import add_routes
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgrag.chains.answer import json_ready, map_chunks
@@ -32,6 +33,7 @@ from pgrag.retrieval import source_fields
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OPEN_PATHS = {"/health"}
+MAX_FILE_NAME_BYTES = 255  # NAME_MAX of Linux file systems
 
 
 def input_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -112,8 +114,39 @@ def search_runnable(kb: KnowledgeBase, input_type: type[BaseModel]) -> Runnable:
     return RunnableLambda(search).with_types(input_type=input_type, output_type=list[SourceOut])
 
 
+class ApiKeyCheck:
+    """Every route but the open ones needs one of the keys, in X-API-Key or as a Bearer token. Plain ASGI, not
+    ``@app.middleware``: that runs the route in a task group, and an error raised while reading the body (the
+    413 below) would then reach FastAPI's body parsing wrapped in an ExceptionGroup and come out as a 400."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        # As bytes: compare_digest refuses non-ASCII str, and a header may carry any characters.
+        self.app, self.keys = app, [key.encode() for key in keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS and scope["method"] != "OPTIONS":
+            headers = Headers(scope=scope)
+            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            if not any(secrets.compare_digest(given.encode(), key) for key in self.keys):
+                response = JSONResponse({"detail": "Missing or invalid API key: send it in the X-API-Key header."},
+                                        status_code=401)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised by the body reader past the limit. An HTTPException, so that FastAPI's body parsing passes it on
+    (it turns other errors into a 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body is larger than {limit} bytes (the server's PGRAG_MAX_REQUEST_BYTES); "
+                              "send less per request.")
+
+
 class BodySizeLimit:
-    """Reject bodies over the limit with 413, whether or not the client declared a Content-Length."""
+    """Reject bodies over the limit with a JSON 413 that names the limit, whether or not the client declared a
+    Content-Length. By hand because FastAPI's own ``max_body_size`` answers a declared oversize body in plain
+    text with no limit named, and the API answers every error in JSON with what to do."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -121,9 +154,10 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        too_large = JSONResponse({"detail": BodyTooLarge(self.max_bytes).detail}, status_code=413)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await _too_large(self.max_bytes)(scope, receive, send)
+            return await too_large(scope, receive, send)
         seen = 0
 
         async def counting_receive() -> Message:
@@ -131,14 +165,10 @@ class BodySizeLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise HTTPException(413, f"Request body is larger than {self.max_bytes} bytes.")
+                raise BodyTooLarge(self.max_bytes)  # answered by FastAPI as any HTTPException is
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"detail": f"Request body is larger than {limit} bytes."}, status_code=413)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -160,17 +190,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def kb() -> KnowledgeBase:
         return knowledge_base
 
-    @app.middleware("http")
-    async def require_api_key(request: Request, call_next: Any) -> Any:
-        keys = settings.api_keys
-        if keys and request.url.path not in OPEN_PATHS and request.method != "OPTIONS":
-            given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-            # As bytes: compare_digest refuses non-ASCII str, and a header may carry any characters.
-            if not any(secrets.compare_digest(given.encode(), key.encode()) for key in keys):
-                return JSONResponse({"detail": "Missing or invalid API key: send it in the X-API-Key header."},
-                                    status_code=401)
-        return await call_next(request)
-
+    if settings.api_keys:
+        app.add_middleware(ApiKeyCheck, keys=settings.api_keys)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
@@ -181,7 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    @app.exception_handler(ValidationError)  # LangServe's batch routes validate each input themselves
+    async def invalid_request(request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         # Only where and what: an error's "input" may hold what JSON cannot carry back (NaN, bytes). LangServe
         # raises some with plain strings as errors.
         errors = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg")), "type": error.get("type")}
@@ -239,6 +261,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             target.write_bytes(await upload_file.read())
             saved.append(target)
         report = await run_in_threadpool(knowledge_base.ingest, saved, collection=collection)
+        for name, _ in report.failed:  # keep only what was ingested: a rejected file is nobody's source
+            Path(name).unlink(missing_ok=True)
+        with suppress(OSError):
+            folder.rmdir()  # only when empty: every file of a new collection was rejected
         return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "failed": [{"file": Path(name).name, "reason": reason} for name, reason in report.failed],
                 "chunks": report.chunks}
@@ -253,4 +279,7 @@ def safe_filename(name: str | None) -> str:
     """An uploaded file's name, only if it is a plain file name: never a path out of the upload folder."""
     if not name or name != Path(name).name or name in (".", "..") or "\\" in name or "\x00" in name:
         raise HTTPException(400, f"Invalid file name {name!r}: send a plain file name without folders.")
+    if len(name.encode()) > MAX_FILE_NAME_BYTES:
+        raise HTTPException(400, f"Invalid file name: {len(name.encode())} bytes long, over the file system's "
+                                 f"limit of {MAX_FILE_NAME_BYTES}; send a shorter file name.")
     return name

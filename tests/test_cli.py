@@ -5,12 +5,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 from typer.testing import CliRunner
 
 from pgrag.cli import app
-from conftest import fresh_dir, write_files
+from conftest import fresh_dir, minimal_pdf, write_files
 
 runner = CliRunner()
 
@@ -49,6 +50,28 @@ def test_search_results_show_where_and_what_in_80_columns(collection, tmp_path, 
     assert result.returncode == 0, result.stderr
     assert "owl-field-notes.md" in result.stdout and "Night hunting" in result.stdout
     assert "voles" in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_limits_and_reader_warnings_go_to_the_log(collection, tmp_path, cli_env):
+    long_text = "\n\n".join(f"Paragraph {i} is about lighthouses and the keepers who logged the weather." for i in range(40))
+    folder = write_files(tmp_path / "docs", {
+        "small.md": "# Otters\n\nSea otters crack shellfish with rocks.\n",
+        "big.txt": "x" * 5000,
+        "long.md": long_text[:1500],
+        # A PDF whose cross-reference pointer is wrong: pypdf recovers the text and warns about it.
+        "odd.pdf": minimal_pdf("Tidal energy output is rising.").replace(b"startxref\n", b"startxref\n1"),
+    })
+    env = {**cli_env, "PGRAG_MAX_FILE_MB": "0.002", "PGRAG_MAX_DOCUMENT_CHUNKS": "2", "PGRAG_CHUNK_SIZE": "200"}
+    result = pgrag("ingest", str(folder), "-c", collection, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "2 added" in result.stdout and "2 failed" in result.stdout
+    skipped = " ".join(result.stderr.split()).split("Skipped ")[1:]  # Rich wraps long lines
+    assert len(skipped) == 2
+    assert "big.txt" in skipped[0] and "PGRAG_MAX_FILE_MB" in skipped[0]
+    assert "long.md" in skipped[1] and "PGRAG_MAX_DOCUMENT_CHUNKS" in skipped[1]
+    assert "pypdf" not in result.stderr and "startxref" not in result.stderr
+    log = (Path(cli_env["PGRAG_DATA_DIR"]) / "logs" / "pgrag.log").read_text()
+    assert "pypdf" in log and "Skipped" in log and "big.txt" in log
 
 
 def test_user_errors_are_one_line_not_a_traceback(cli_env):
@@ -113,3 +136,40 @@ def test_embedded_server_stops_on_sigterm_and_ctrl_c(cli_env):
         while postgres_running(data_dir / "pgdata") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not postgres_running(data_dir / "pgdata"), f"server outlived {sig.name}"
+
+
+def wait_for(condition, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return condition()
+
+
+def test_stale_pid_file_of_a_stranger_and_a_killed_client(cli_env):
+    data_dir = fresh_dir("pgrag-stale-")
+    pgdata = data_dir / "pgdata"
+    env = {**cli_env, "PGRAG_DATA_DIR": str(data_dir)}
+    client = subprocess.Popen([sys.executable, "-m", "pgrag.cli", "db", "psql", "--", "-c", "SELECT pg_sleep(60)"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def psql() -> list[psutil.Process]:
+        return [child for child in psutil.Process(client.pid).children() if child.name() == "psql"]
+
+    assert wait_for(psql) and postgres_running(pgdata)
+    pid_file = (pgdata / "postmaster.pid").read_text().splitlines()
+    # A client killed with -9 never says goodbye; the next command reaps it, and stops the server when it leaves.
+    for proc in [*psql(), psutil.Process(client.pid)]:
+        proc.kill()
+    client.wait()
+    assert postgres_running(pgdata)
+    assert pgrag("collections", env=env).returncode == 0
+    assert wait_for(lambda: not postgres_running(pgdata), 15), "a dead client kept the server running"
+
+    # A crash left postmaster.pid behind, and its PID now belongs to an unrelated process.
+    stranger = subprocess.Popen(["sleep", "120"])
+    try:
+        (pgdata / "postmaster.pid").write_text("\n".join([str(stranger.pid), *pid_file[1:]]) + "\n")
+        result = pgrag("collections", env=env)
+        assert result.returncode == 0, result.stderr
+        assert stranger.poll() is None, "pgrag signalled a process that was not its server"
+    finally:
+        stranger.kill()

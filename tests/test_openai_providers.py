@@ -37,7 +37,7 @@ def serve(command: list[str], env: dict[str, str], health: str) -> subprocess.Po
 def embeddings_server(env: dict[str, str]):
     """The MiniLM-backed OpenAI-compatible embeddings server; yields its base URL."""
     port = free_port()
-    proc = serve([sys.executable, str(TESTS / "openai_embeddings_server.py"), str(port)], env,
+    proc = serve([sys.executable, str(TESTS.parent / "scripts" / "openai_embeddings_server.py"), str(port)], env,
                  f"http://127.0.0.1:{port}/docs")
     try:
         yield f"http://127.0.0.1:{port}/v1"

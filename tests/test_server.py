@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -140,10 +141,44 @@ def test_bad_requests_get_4xx_with_a_reason(client):
     nul_delete = client.delete("/collections/http-test/documents", params={"source": "a\x00b"})
     assert nul_delete.status_code == 400
 
+    batch = client.post("/search/batch", json={"inputs": [{"query": "otters", "k": 0}]})
+    assert batch.status_code == 422, batch.text
+
     unknown = client.post("/search/invoke", json={"input": {"query": "x", "collection": "no-such-collection"}})
     assert unknown.status_code == 404 and "No collection" in unknown.json()["detail"]
     assert client.post("/collections/bad name!/documents",
                        files=[("files", ("a.txt", b"x"))]).status_code == 400
+
+
+def test_chunked_bodies_over_the_limit_get_413(client):
+    def chunks(total: int, prefix: bytes = b""):
+        yield prefix
+        for _ in range(total // 10_000):
+            yield b" " * 10_000
+
+    json_body = client.post("/search/invoke", content=chunks(300_000, b'{"input": {"query": "otters"'),
+                            headers={"Content-Type": "application/json"})
+    assert json_body.status_code == 413 and "larger than" in json_body.json()["detail"]
+    boundary = b"pgrag-test-boundary"
+    head = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n")
+    upload = client.post("/collections/http-test/documents", content=chunks(300_000, head),
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"})
+    assert upload.status_code == 413 and "larger than" in upload.json()["detail"]
+
+
+def test_rejected_uploads_leave_no_files_and_no_collection(client, cli_env):
+    long_name = "n" * 300 + ".txt"
+    response = client.post("/collections/http-test/documents", files=[("files", (long_name, b"text"))])
+    assert response.status_code == 400 and "file name" in response.json()["detail"]
+
+    files = [("files", ("empty.txt", b"  ")), ("files", ("binary.txt", b"\x00\x01\x02"))]
+    response = client.post("/collections/all-rejected/documents", files=files)
+    assert response.status_code == 200 and len(response.json()["failed"]) == 2
+    assert "all-rejected" not in [c["name"] for c in client.get("/collections").json()]
+    uploads = Path(cli_env["PGRAG_DATA_DIR"]) / "uploads"
+    assert not list((uploads / "all-rejected").glob("*"))
+    assert not list((uploads / "http-test").glob("*.pdf"))  # the broken PDF of the `ingested` fixture
 
 
 def test_embedded_server_does_not_outlive_uvicorn(cli_env):

