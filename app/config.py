@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     collection: str = "default"
     chunk_size: int = Field(1000, gt=50, description="Maximum characters per chunk.")
     chunk_overlap: int = Field(150, ge=0)
+    contextual_chunks: bool = Field(
+        True, description="Index and embed each chunk with its document title and heading path (stored apart "
+        "from the text that search shows). Measured in docs/eval/README.md.")
     embed_batch_size: int = Field(32, gt=0)
     max_file_mb: float = Field(100, gt=0, description="Largest file ingest reads; a larger one is reported and skipped.")
     max_document_chunks: int = Field(

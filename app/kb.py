@@ -174,7 +174,8 @@ class KnowledgeBase:
 
         report = pipeline.run(
             items,
-            splitter=Splitter(self.settings.chunk_size, self.settings.chunk_overlap) if split else Splitter(None),
+            splitter=(Splitter(self.settings.chunk_size, self.settings.chunk_overlap, self.settings.contextual_chunks)
+                      if split else Splitter(None)),
             embeddings=self.models.embeddings.for_space(space.dimension) if space else self.models.embeddings,
             known=known,
             stored=stored,
@@ -220,6 +221,11 @@ class KnowledgeBase:
         with self.engine.connect() as conn:
             space = spaces.active_space(conn, spaces.collection_id(conn, collection or self.settings.collection))
             return store.vectors(conn, space, chunk_ids) if space else {}
+
+    def require_collection(self, name: str) -> None:
+        """Raise ``UnknownCollection``, saying how to create it, unless the collection exists."""
+        with self.engine.connect() as conn:
+            spaces.collection_id(conn, name)
 
     def collections(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pgrag.config import Settings
 from pgrag.db import spaces, store
 from pgrag.errors import ReindexInProgress
+from pgrag.ingest.splitting import indexed_text
 from pgrag.providers.embeddings import SpaceEmbeddings, load_embeddings
 from pgrag.specs import EmbeddingSpec
 
@@ -77,7 +78,7 @@ def _fill(engine: sa.Engine, space: spaces.Space, embeddings: SpaceEmbeddings, b
             total = spaces.chunk_total(conn, space.collection_id)
         if not rows:
             return embedded
-        vectors = embeddings.embed_documents([row.content for row in rows])
+        vectors = embeddings.embed_documents([indexed_text(row.context, row.content) for row in rows])
         with engine.begin() as conn:
             alive = spaces.existing_chunks(conn, [row.id for row in rows])
             pairs = [(row.id, vector) for row, vector in zip(rows, vectors, strict=True) if row.id in alive]

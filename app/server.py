@@ -12,7 +12,8 @@ import secrets
 from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -20,14 +21,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from langchain_core.runnables import Runnable, RunnableLambda
 from langserve import add_routes
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgrag.chains.answer import json_ready, map_chunks
 from pgrag.config import SearchMode, Settings
-from pgrag.errors import PgragError
+from pgrag import validation
+from pgrag.errors import InvalidInput, PgragError
 from pgrag.kb import KnowledgeBase
 from pgrag.retrieval import source_fields
 
@@ -36,17 +38,33 @@ OPEN_PATHS = {"/health"}
 MAX_FILE_NAME_BYTES = 255  # NAME_MAX of Linux file systems
 
 
+def checked(check: Callable[[Any], Any]) -> AfterValidator:
+    """A pgrag input check as a pydantic validator, so that a bad value is a 422 before a stream has begun
+    (after that, LangServe can only report an error event with status 500)."""
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(validate)
+
+
+UserText = Annotated[str, checked(lambda value: validation.text(value, "text"))]
+MetadataFilter = Annotated[dict[str, Any], checked(validation.metadata_filter)]
+
+
 def input_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]]:
     """Request schemas whose defaults are this server's settings. No field is nullable: LangServe's playground
     cannot render a form for ``anyOf [..., null]`` and shows a blank page."""
     common: dict[str, Any] = {
-        "collection": (str, Field(settings.collection, min_length=1, max_length=64)),
+        "collection": (UserText, Field(settings.collection, min_length=1, max_length=64)),
         "mode": (SearchMode, settings.mode),
-        "filter": (dict[str, Any], Field(default_factory=dict, description="Metadata that chunks must contain.")),
+        "filter": (MetadataFilter, Field(default_factory=dict, description="Metadata that chunks must contain.")),
     }
-    rag = create_model("RagInput", question=(str, Field(min_length=1, max_length=4000)),
+    rag = create_model("RagInput", question=(UserText, Field(min_length=1, max_length=4000)),
                        k=(int, Field(settings.top_k, ge=1, le=50)), **common)
-    search = create_model("SearchInput", query=(str, Field(min_length=1, max_length=4000)),
+    search = create_model("SearchInput", query=(UserText, Field(min_length=1, max_length=4000)),
                           k=(int, Field(settings.top_k, ge=1, le=200)), rerank=(bool, True), **common)
     return rag, search
 
@@ -269,9 +287,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "failed": [{"file": Path(name).name, "reason": reason} for name, reason in report.failed],
                 "chunks": report.chunks}
 
+    def known_collections(schema: type[BaseModel]) -> Callable[[dict[str, Any], Request], Awaitable[dict]]:
+        async def check(config: dict[str, Any], request: Request) -> dict[str, Any]:
+            """An unknown collection is a 404 here, before a stream begins: after that, LangServe can only send
+            an error event with status 500. Invalid inputs are left to LangServe's validation (a 422)."""
+            body = await request.json()
+            items = body.get("inputs") or [body.get("input")] if isinstance(body, dict) else []
+            for item in items if isinstance(items, list) else []:
+                try:
+                    name = schema.model_validate(item).collection
+                except ValidationError:
+                    continue
+                await run_in_threadpool(knowledge_base.require_collection, name)
+            return config
+
+        return check
+
     rag_input, search_input = input_models(settings)
-    add_routes(app, rag_runnable(knowledge_base, rag_input), path="/rag", playground_type="default")
-    add_routes(app, search_runnable(knowledge_base, search_input), path="/search")
+    add_routes(app, rag_runnable(knowledge_base, rag_input), path="/rag", playground_type="default",
+               per_req_config_modifier=known_collections(rag_input))
+    add_routes(app, search_runnable(knowledge_base, search_input), path="/search",
+               per_req_config_modifier=known_collections(search_input))
     return app
 
 

@@ -117,3 +117,19 @@ def test_crash_mid_ingest_leaves_only_whole_documents(kb, collection, tmp_path, 
 
     resumed = kb.ingest([folder], collection=collection)
     assert len(resumed.unchanged) == len(rows) and len(resumed.added) == len(files) - len(rows)
+
+
+def test_chunks_are_indexed_with_title_and_headings_but_shown_clean(kb, collection, tmp_path):
+    paragraphs = "\n\n".join(f"Paragraph {i} explains how the valves are cleaned and inspected." for i in range(30))
+    folder = write_files(tmp_path / "docs", {"manual.md": f"# Zephyrine pump\n\n## Maintenance\n\n{paragraphs}\n"})
+    kb.ingest([folder], collection=collection)
+    with kb.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT ch.content, ch.context FROM chunks ch JOIN collections c ON c.id = ch.collection_id "
+            "WHERE c.name = :c ORDER BY ch.ordinal"), {"c": collection}).all()
+    assert len(rows) > 2
+    deep = rows[-1]
+    assert deep.context == "Zephyrine pump > Maintenance" and "Zephyrine" not in deep.content
+    assert rows[0].context == ""  # the first chunk starts with both headings already
+    hits = kb.search_hits("zephyrine", collection=collection, mode="lexical", k=50)
+    assert len(hits) == len(rows) and sum("Zephyrine" in h.content for h in hits) == 1

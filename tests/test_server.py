@@ -144,6 +144,10 @@ def test_bad_requests_get_4xx_with_a_reason(client):
     batch = client.post("/search/batch", json={"inputs": [{"query": "otters", "k": 0}]})
     assert batch.status_code == 422, batch.text
 
+    for streamed in ({"question": "a\x00b", "collection": "http-test"}, {"question": "otters", "collection": "nope"}):
+        response = client.post("/rag/stream", json={"input": streamed})  # refused before the stream begins
+        assert 400 <= response.status_code < 500 and response.json()["detail"], response.text
+
     unknown = client.post("/search/invoke", json={"input": {"query": "x", "collection": "no-such-collection"}})
     assert unknown.status_code == 404 and "No collection" in unknown.json()["detail"]
     assert client.post("/collections/bad name!/documents",

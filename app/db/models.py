@@ -71,9 +71,12 @@ chunks = sa.Table(
     sa.Column("document_id", sa.BigInteger, sa.ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id", ondelete="CASCADE"), nullable=False),
     sa.Column("ordinal", sa.Integer, nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # what search shows and answers quote
+    # Document title and heading path ("os > Files and Directories"), indexed and embedded with the content.
+    sa.Column("context", sa.Text, nullable=False, server_default=""),
     sa.Column("metadata", JSONB, nullable=False, server_default="{}"),
-    sa.Column("tsv", TSVECTOR, sa.Computed(f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, content)", persisted=True), nullable=False),
+    sa.Column("tsv", TSVECTOR, sa.Computed(f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, context || ' ' || content)",
+                                           persisted=True), nullable=False),
     # BM25 document length (tokens kept after stop words), set by the chunks_token_count trigger.
     sa.Column("token_count", sa.Integer, nullable=False),
     sa.Index("chunks_tsv", "tsv", postgresql_using="gin"),

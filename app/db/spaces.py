@@ -142,11 +142,12 @@ def building_space(conn: sa.Connection, collection: int, spec: EmbeddingSpec, st
 def _missing(space: Space) -> sa.Select:
     has_vector = sa.exists().where(chunk_embeddings.c.chunk_id == chunks.c.id,
                                    chunk_embeddings.c.space_id == space.id)
-    return sa.select(chunks.c.id, chunks.c.content).where(chunks.c.collection_id == space.collection_id, ~has_vector)
+    return sa.select(chunks.c.id, chunks.c.content, chunks.c.context).where(
+        chunks.c.collection_id == space.collection_id, ~has_vector)
 
 
 def chunks_without_vector(conn: sa.Connection, space: Space, limit: int) -> list[sa.Row]:
-    """(id, content) of chunks that have no vector in ``space`` yet, in id order."""
+    """(id, content, context) of chunks that have no vector in ``space`` yet, in id order."""
     return list(conn.execute(_missing(space).order_by(chunks.c.id).limit(limit)).all())
 
 

@@ -22,6 +22,7 @@ class ChunkText(Protocol):
     """What the store needs of a chunk (ingest's ``Chunk`` is one)."""
 
     text: str
+    context: str
     metadata: dict[str, Any]
 
 
@@ -68,9 +69,10 @@ def replace_document(
         {"n": len(doc_chunks)},
     ).scalars().all()
     cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy("COPY chunks (id, document_id, collection_id, ordinal, content, metadata) FROM STDIN") as copy:
+    with cursor.copy("COPY chunks (id, document_id, collection_id, ordinal, content, context, metadata) "
+                     "FROM STDIN") as copy:
         for ordinal, (chunk_id, chunk) in enumerate(zip(chunk_ids, doc_chunks, strict=True)):
-            copy.write_row((chunk_id, document_id, collection_id, ordinal, chunk.text,
+            copy.write_row((chunk_id, document_id, collection_id, ordinal, chunk.text, chunk.context,
                             json.dumps({**metadata, **chunk.metadata})))
     write_vectors(conn, space, chunk_ids, vectors)
     return document_id

@@ -81,7 +81,7 @@ def prepare(items: Iterable[LoadItem], splitter: Splitter, known: dict[str, str]
                 report.unchanged.append(loaded.source)
                 on_progress(report)
                 continue
-            doc_chunks = splitter.split(loaded.sections, loaded.kind)
+            doc_chunks = splitter.split(loaded.sections, loaded.kind, str(loaded.metadata.get("title") or ""))
             if not doc_chunks:
                 raise UnusableFile("no text left after splitting")
             if len(doc_chunks) > max_chunks:
@@ -150,7 +150,7 @@ def run(
         if not fresh:
             on_progress(report)
             return
-        vectors = embed(embeddings, [chunk.text for doc in fresh for chunk in doc.chunks], batch_chunks, embedded)
+        vectors = embed(embeddings, [chunk.indexed for doc in fresh for chunk in doc.chunks], batch_chunks, embedded)
         batch, offset = [], 0
         for doc in fresh:
             batch.append((doc, vectors[offset:offset + len(doc.chunks)]))

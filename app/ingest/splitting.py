@@ -14,29 +14,55 @@ _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 
 
+# How far into a chunk a context part counts as already said (a section's first chunk starts with its heading).
+CONTEXT_SEEN_CHARS = 300
+
+
+def indexed_text(context: str, text: str) -> str:
+    """What is embedded for a chunk: its context above its text, as a reader sees a passage under its headings."""
+    return f"{context}\n\n{text}" if context else text
+
+
 @dataclass(frozen=True)
 class Chunk:
-    text: str
+    text: str  # shown and quoted
     metadata: dict[str, Any]
+    context: str = ""  # document title > heading path, indexed and embedded with the text
+
+    @property
+    def indexed(self) -> str:
+        return indexed_text(self.context, self.text)
+
+
+def chunk_context(parts: list[str], text: str) -> str:
+    """The title and headings joined as a path, leaving out what the chunk itself already starts with and
+    what an earlier part already says (a page's title usually repeats its first heading)."""
+    seen = text[:CONTEXT_SEEN_CHARS].lower()
+    kept: list[str] = []
+    for part in (p.strip() for p in parts):
+        if part and part.lower() not in seen and not any(part.lower() in k.lower() for k in kept):
+            kept.append(part)
+    return " > ".join(kept)
 
 
 class Splitter:
     """``chunk_size=None`` keeps every section whole: texts that arrive already split (the VectorStore's)."""
 
-    def __init__(self, chunk_size: int | None, chunk_overlap: int = 0) -> None:
+    def __init__(self, chunk_size: int | None, chunk_overlap: int = 0, contextual: bool = False) -> None:
         self.whole = chunk_size is None
+        self.contextual = contextual
         if self.whole:
             self.fingerprint = "whole"
             return
         if chunk_overlap >= chunk_size:
             raise InvalidInput(f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})")
-        self.fingerprint = f"recursive:{chunk_size}:{chunk_overlap}"
+        self.fingerprint = f"recursive:{chunk_size}:{chunk_overlap}" + (":context" if contextual else "")
         self._headings = MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=False)
         self._recursive = RecursiveCharacterTextSplitter(
             chunk_size=chunk_size, chunk_overlap=chunk_overlap, separators=_SEPARATORS, keep_separator="end"
         )
 
-    def split(self, sections: list[Section], kind: str) -> list[Chunk]:
+    def split(self, sections: list[Section], kind: str, title: str = "") -> list[Chunk]:
         if self.whole:
             return [Chunk(section.text.strip(), section.metadata) for section in sections if section.text.strip()]
         chunks: list[Chunk] = []
@@ -47,8 +73,10 @@ class Splitter:
                 else [(section.text, {})]
             )
             for text, heading_metadata in parts:
-                headings = " > ".join(heading_metadata[key] for _, key in _HEADINGS if key in heading_metadata)
-                metadata = {**section.metadata, **({"headings": headings} if headings else {})}
-                chunks.extend(Chunk(piece.strip(), metadata) for piece in self._recursive.split_text(text)
-                              if piece.strip())
+                path = [heading_metadata[key] for _, key in _HEADINGS if key in heading_metadata]
+                metadata = {**section.metadata, **({"headings": " > ".join(path)} if path else {})}
+                for piece in (p.strip() for p in self._recursive.split_text(text)):
+                    if piece:
+                        context = chunk_context([title, *path], piece) if self.contextual else ""
+                        chunks.append(Chunk(piece, metadata, context))
         return chunks
