@@ -247,12 +247,12 @@ def eval_command(
     = None,
 ) -> None:
     """Ingest a BEIR dataset (once) and report nDCG@10, recall@100, MRR@10 and queries/s for every mode."""
-    from pgrag.evaluation.beir import CORPUS_CHUNKING, load_beir, read_query_ids
+    from pgrag.evaluation.beir import load_beir, read_query_ids
     from pgrag.evaluation.runner import evaluate_dataset
 
     dataset = load_beir(dataset_dir, split, read_query_ids(queries) if queries else None)
     name = collection or dataset.collection
-    with knowledge_base(**CORPUS_CHUNKING) as kb:
+    with knowledge_base(**dataset.chunking) as kb:
         _ingest_dataset(kb, dataset, name)
         with console.status("Evaluating") as status:
             result = evaluate_dataset(
@@ -271,7 +271,7 @@ def eval_command(
         console.print(f"Wrote {json_out}")
 
 
-METRIC_COLUMNS = ["ndcg@10", "recall@100", "mrr@10"]
+METRIC_COLUMNS = ["ndcg@10", "recall@100", "mrr@10", "hit_rate@5"]
 
 
 DatasetArgument = Annotated[Path, typer.Argument(help="BEIR folder with the training judgments.")]
@@ -361,12 +361,12 @@ def _training_data(dataset_dir: Path, split: str | None, holdout: float, validat
                    negatives: int, collection: str | None) -> Iterator[TrainingData]:
     """The training examples (see ``pgrag.training.prepare``), with a progress display; the knowledge base stays
     open for validation."""
-    from pgrag.evaluation.beir import CORPUS_CHUNKING, load_beir
+    from pgrag.evaluation.beir import load_beir
     from pgrag.training import prepare
 
     dataset = load_beir(dataset_dir, split)
     name = collection or dataset.collection
-    with knowledge_base(**CORPUS_CHUNKING) as kb:
+    with knowledge_base(**dataset.chunking) as kb:
         _ingest_dataset(kb, dataset, name)
         with console.status("Mining hard negatives"):
             yield prepare(kb, dataset, name, holdout=holdout, validation=validation, seed=seed, negatives=negatives)
@@ -376,10 +376,8 @@ def _ingest_dataset(kb: KnowledgeBase, dataset: BeirDataset, collection: str) ->
     """Ingest a BEIR corpus with a progress bar; a second run finds every entry unchanged and embeds nothing."""
     with _progress() as progress:
         task = progress.add_task(f"Ingesting {dataset.name}", total=len(dataset.corpus), chunks=0)
-        report = kb.ingest_documents(
-            dataset.documents(), collection=collection,
-            on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.embedded),
-        )
+        report = dataset.ingest(
+            kb, collection, on_progress=lambda r: progress.update(task, completed=r.items_done, chunks=r.embedded))
     if report.failed:
         errors.print(f"[yellow]{len(report.failed)} corpus entries skipped[/yellow], e.g. {report.failed[0]}")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from pgrag.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments
+from pgrag.evaluation.beir import load_from_arguments, script_arguments
 from pgrag.kb import KnowledgeBase
 
 
@@ -27,7 +27,7 @@ def main() -> None:
 
     answerable: list[float] = []
     answerless: list[float] = []
-    with KnowledgeBase.open(reranker="none", **CORPUS_CHUNKING) as kb:
+    with KnowledgeBase.open(reranker="none", **dataset.chunking) as kb:
         depth = kb.settings.top_k + max(len(judged) for judged in dataset.qrels.values())
         for qid, text in dataset.queries.items():
             hits = kb.search_hits(text, collection=collection, mode="dense", k=depth)

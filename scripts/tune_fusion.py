@@ -14,7 +14,7 @@ import json
 
 from ranx import Qrels, Run, evaluate
 
-from pgrag.evaluation.beir import CORPUS_CHUNKING, load_from_arguments, script_arguments
+from pgrag.evaluation.beir import load_from_arguments, script_arguments
 from pgrag.evaluation.runner import DEPTH
 from pgrag.kb import KnowledgeBase
 
@@ -25,10 +25,11 @@ def main() -> None:
     dataset, collection = load_from_arguments(args)
 
     legs: dict[str, dict[str, list[str]]] = {"dense": {}, "lexical": {}}
-    with KnowledgeBase.open(reranker="none", **CORPUS_CHUNKING) as kb:
+    with KnowledgeBase.open(reranker="none", **dataset.chunking) as kb:
         for qid, text in dataset.queries.items():
             for leg in legs:
-                legs[leg][qid] = [h.source for h in kb.search_hits(text, collection=collection, mode=leg, k=DEPTH)]
+                legs[leg][qid] = [dataset.doc_id(h.source)
+                                  for h in kb.search_hits(text, collection=collection, mode=leg, k=DEPTH)]
 
     qrels = Qrels(dataset.qrels)
     results = []

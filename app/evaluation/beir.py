@@ -1,4 +1,9 @@
-"""Reading BEIR-format datasets, and the fixed-seed query holdout shared by training and evaluation."""
+"""Reading BEIR-format datasets, and the fixed-seed query holdout shared by training and evaluation.
+
+A dataset folder holds ``queries.jsonl`` and ``qrels/<split>.tsv``, and either the BEIR ``corpus.jsonl`` (short
+entries, one chunk each) or a ``files.json`` naming a folder of files to ingest as a user would (loaders,
+chunking, headings), e.g. a software manual whose questions are judged by page.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,36 @@ import argparse
 import csv
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
 from pgrag.errors import InvalidInput
+from pgrag.ingest import loaders
+
+if TYPE_CHECKING:
+    from pgrag.ingest.pipeline import IngestReport
+    from pgrag.kb import KnowledgeBase
 
 
 # One chunk per corpus entry: BEIR judges whole entries (the encoder truncates long ones itself).
 CORPUS_CHUNKING = {"chunk_size": 100_000, "chunk_overlap": 0}
+
+
+@dataclass(frozen=True)
+class FileCorpus:
+    """Files under ``root`` chosen by globs (as ``pgrag ingest --include/--exclude``); a document's id is its
+    path relative to ``root``."""
+
+    root: Path
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+    def paths(self) -> list[Path]:
+        return list(loaders.discover([self.root], self.include or None, self.exclude or None))
 
 
 @dataclass
@@ -25,6 +49,23 @@ class BeirDataset:
     corpus: dict[str, tuple[str, str]]  # doc id → (title, text)
     queries: dict[str, str]  # query id → text, only queries with judgments in the split
     qrels: dict[str, dict[str, int]]  # query id → doc id → relevance
+    files: FileCorpus | None = None
+
+    @property
+    def chunking(self) -> dict[str, Any]:
+        """Settings to ingest with: a file corpus is chunked as configured, BEIR entries stay whole."""
+        return {} if self.files else CORPUS_CHUNKING
+
+    def doc_id(self, source: str) -> str:
+        """The corpus id of a stored document's source."""
+        return str(Path(source).relative_to(self.files.root.resolve())) if self.files else source
+
+    def ingest(self, kb: KnowledgeBase, collection: str,
+               on_progress: Callable[[IngestReport], None] = lambda report: None) -> IngestReport:
+        if self.files:
+            return kb.ingest([self.files.root], collection=collection, include=self.files.include or None,
+                             exclude=self.files.exclude or None, on_progress=on_progress)
+        return kb.ingest_documents(self.documents(), collection=collection, on_progress=on_progress)
 
     @property
     def collection(self) -> str:
@@ -46,7 +87,8 @@ def _jsonl(path: Path) -> Iterator[dict]:
 
 def load_beir(folder: Path, split: str | None = None, query_ids: set[str] | None = None) -> BeirDataset:
     folder = Path(folder)
-    for required in ("corpus.jsonl", "queries.jsonl", "qrels"):
+    files = _file_corpus(folder / "files.json")
+    for required in ("queries.jsonl", "qrels") if files else ("corpus.jsonl", "queries.jsonl", "qrels"):
         if not (folder / required).exists():
             raise InvalidInput(f"{folder} is not a BEIR dataset: {required} is missing")
     splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
@@ -62,8 +104,29 @@ def load_beir(folder: Path, split: str | None = None, query_ids: set[str] | None
     if query_ids is not None:
         qrels = {qid: docs for qid, docs in qrels.items() if qid in query_ids}
     queries = {str(q["_id"]): q["text"] for q in _jsonl(folder / "queries.jsonl") if str(q["_id"]) in qrels}
-    corpus = {str(d["_id"]): (d.get("title", ""), d.get("text", "")) for d in _jsonl(folder / "corpus.jsonl")}
-    return BeirDataset(folder.name, corpus, queries, {qid: qrels[qid] for qid in queries})
+    corpus = _read_files(files) if files else {
+        str(d["_id"]): (d.get("title", ""), d.get("text", "")) for d in _jsonl(folder / "corpus.jsonl")}
+    return BeirDataset(folder.name, corpus, queries, {qid: qrels[qid] for qid in queries}, files)
+
+
+def _file_corpus(path: Path) -> FileCorpus | None:
+    if not path.exists():
+        return None
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    root = Path(spec["root"])
+    if not root.is_dir():
+        raise InvalidInput(f"{path} names {root}, which is not a folder here{spec.get('hint', '')}")
+    return FileCorpus(root, spec.get("include", []), spec.get("exclude", []))
+
+
+def _read_files(files: FileCorpus) -> dict[str, tuple[str, str]]:
+    """Each file's title and text as pgrag's loaders read them (what the bm25s reference indexes)."""
+    corpus = {}
+    for path in files.paths():
+        loaded = loaders.load(path)
+        corpus[str(path.relative_to(files.root))] = (
+            str(loaded.metadata["title"]), "\n\n".join(section.text for section in loaded.sections))
+    return corpus
 
 
 def read_query_ids(path: Path) -> set[str]:

@@ -15,7 +15,7 @@ from pgrag.evaluation.beir import BeirDataset
 if TYPE_CHECKING:
     from pgrag.kb import KnowledgeBase
 
-METRICS = ["ndcg@10", "recall@100", "mrr@10"]
+METRICS = ["ndcg@10", "recall@100", "mrr@10", "hit_rate@5"]
 DEPTH = 100  # results kept per query: what recall@100 needs
 
 
@@ -56,9 +56,9 @@ def ranked_run(search: Callable[[str], list[str]], queries: dict[str, str]) -> t
     return run, len(queries) / (time.perf_counter() - started)
 
 
-def pgrag_search(kb: KnowledgeBase, collection: str, **options: Any) -> Callable[[str], list[str]]:
+def pgrag_search(kb: KnowledgeBase, dataset: BeirDataset, collection: str, **options: Any) -> Callable[[str], list[str]]:
     retriever = kb.retriever(collection=collection, k=DEPTH, **options)
-    return lambda text: [doc.metadata["source"] for doc in retriever.invoke(text)]
+    return lambda text: [dataset.doc_id(doc.metadata["source"]) for doc in retriever.invoke(text)]
 
 
 def bm25s_run(dataset: BeirDataset, k1: float, b: float) -> tuple[RunDict, float]:
@@ -127,14 +127,14 @@ def evaluate_dataset(
             report.results.append(ModeResult(name, {}, None, "skipped: expansion is none"))
             continue
         on_mode(name)
-        runs[name], qps = ranked_run(pgrag_search(kb, collection, **options), dataset.queries)
+        runs[name], qps = ranked_run(pgrag_search(kb, dataset, collection, **options), dataset.queries)
         report.results.append(ModeResult(name, score(qrels, runs[name], name), round(qps, 2)))
     if with_baselines:
         on_mode("bm25s baseline")
         bm25, qps = bm25s_run(dataset, settings.bm25_k1, settings.bm25_b)
         report.results.append(ModeResult("bm25s (reference)", score(qrels, bm25, "bm25s"), round(qps, 2)))
         dense = Run(runs["dense"] if "dense" in runs else ranked_run(
-            pgrag_search(kb, collection, mode="dense", rerank=False), dataset.queries)[0], name="dense")
+            pgrag_search(kb, dataset, collection, mode="dense", rerank=False), dataset.queries)[0], name="dense")
         for method, params, label in (
             ("rrf", {"k": int(settings.rrf_k)}, f"ranx rrf(k={int(settings.rrf_k)}) bm25s+dense"),
             ("wsum", {"weights": [0.5, 0.5]}, "ranx min-max wsum 0.5/0.5 bm25s+dense"),
