@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from pgrag.cli import app
 from pgrag.evaluation.beir import CORPUS_CHUNKING, holdout, load_beir
-from pgrag.evaluation.runner import evaluate_dataset
+from pgrag.evaluation.runner import METRICS, evaluate_dataset
 from pgrag.kb import KnowledgeBase
 from pgrag.training import BLEND_WEIGHTS
 from pgrag.chains.rerank import blend
@@ -48,9 +48,28 @@ def test_eval_reports_every_mode_with_metrics(corpus_kb, tiny_beir):
     report = evaluate_dataset(corpus_kb, dataset, "tiny-eval", expansion="prf")
     results = {row.name: row for row in report.results}
     for mode in ("dense", "lexical", "hybrid", "hybrid+expansion", "bm25s (reference)"):
-        assert set(results[mode].metrics) == {"ndcg@10", "recall@100", "mrr@10"}, mode
+        assert set(results[mode].metrics) == set(METRICS), mode
     assert results["hybrid"].metrics["recall@100"] == 1.0 and results["dense"].metrics["ndcg@10"] > 0.8
     assert "no reranker" in results["hybrid+rerank"].note
+
+
+def test_a_file_corpus_is_ingested_as_files_and_judged_by_page(kb, tmp_path, collection):
+    pages = tmp_path / "manual"
+    (pages / "tools").mkdir(parents=True)
+    for i, text in enumerate(DISTRACTORS[:12]):
+        filler = "\n\n".join(f"Section {j} of this page repeats: {text}" for j in range(8))
+        (pages / "tools" / f"page{i}.md").write_text(f"# Page {i}\n\n{filler}\n")
+    folder = tmp_path / "dataset"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "files.json").write_text(json.dumps({"root": str(pages), "include": ["*.md"]}))
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "how do bees tell the hive where flowers are"}))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ttools/page11.md\t1\n")
+    dataset = load_beir(folder)
+    assert len(dataset.corpus) == 12 and dataset.chunking == {}
+    dataset.ingest(kb, collection)
+    assert sum(doc["chunks"] for doc in kb.documents(collection=collection)) > 12  # chunked, not whole
+    report = evaluate_dataset(kb, dataset, collection, expansion="none", with_baselines=False, only={"hybrid"})
+    assert report.results[0].metrics["mrr@10"] == 1.0
 
 
 def test_holdout_is_reproducible_and_disjoint():
