@@ -1,54 +1,126 @@
-"""Choose the fusion defaults (RRF k and per-leg weights) from measurements on a BEIR split.
+"""Compare fusion rules on every development dataset and choose the defaults by the worst case.
 
-    PGRAG_DATA_DIR=... .venv/bin/python scripts/tune_fusion.py ../shared/data/scifact [--queries FILE]
+    PGRAG_DATA_DIR=... python scripts/tune_fusion.py [--only scifact,python-docs] [--out docs/eval/fusion.md]
 
-Fetches each leg's top 100 from pgrag once per query, then scores weighted RRF, Σ w_leg / (k + rank_leg) — the
-formula the SQL uses — over a grid with ranx. Run `pgrag eval` with the chosen values to confirm them on the
-real SQL path. Assumes the corpus is already ingested (`pgrag eval` does that).
+Run scripts/eval_all.py first (it ingests each dataset into the collection used here). For each dataset, each
+leg's top 100 chunks per query (id, source, score) come once from pgrag's own SQL; every candidate rule is then
+scored offline with ranx, a page ranking at its best chunk as in `pgrag eval`:
+
+- ``rrf k=K lex=W``: Σ w_leg / (K + rank_leg), what the SQL computes (dense weight 1);
+- ``minmax dense=A``: A · dense + (1 − A) · lexical, each leg's scores min-max normalised over its candidates.
+
+The figure per dataset is nDCG@10 (MRR@10 for the docs set, whose questions have one gold page), and a rule's
+margin is its figure minus the better single leg's. The table lists the rules with the best worst-case margin,
+the current defaults, and the textbook RRF (k=60).
 """
 
 from __future__ import annotations
 
-import itertools
+import argparse
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 from ranx import Qrels, Run, evaluate
 
-from pgrag.evaluation.beir import load_from_arguments, script_arguments
+from eval_all import DATASETS, ROOT  # a sibling script: the same datasets and collections
+from pgrag.evaluation.beir import load_beir
 from pgrag.evaluation.runner import DEPTH
 from pgrag.kb import KnowledgeBase
 
+Leg = dict[str, list[tuple[int, str, float]]]  # query id → [(chunk id, doc id, score)], best first
+Rule = Callable[[list[tuple[int, str, float]], list[tuple[int, str, float]]], dict[int, float]]
+
+
+def rrf(k: float, lexical_weight: float) -> Rule:
+    def fuse(dense, lexical):
+        scores: dict[int, float] = {}
+        for weight, leg in ((1.0, dense), (lexical_weight, lexical)):
+            for rank, (chunk, _, _) in enumerate(leg, 1):
+                scores[chunk] = scores.get(chunk, 0.0) + weight / (k + rank)
+        return scores
+    return fuse
+
+
+def minmax(dense_weight: float) -> Rule:
+    def fuse(dense, lexical):
+        scores: dict[int, float] = {}
+        for weight, leg in ((dense_weight, dense), (1 - dense_weight, lexical)):
+            if not leg:
+                continue
+            values = [score for _, _, score in leg]
+            low, span = min(values), (max(values) - min(values)) or 1.0
+            for chunk, _, score in leg:
+                scores[chunk] = scores.get(chunk, 0.0) + weight * (score - low) / span
+        return scores
+    return fuse
+
+
+def rules() -> dict[str, Rule]:
+    candidates = {f"rrf k={k} lex={w}": rrf(k, w) for k in (1, 2, 5, 10, 20, 60) for w in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)}
+    candidates |= {f"minmax dense={a}": minmax(a) for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+    return candidates
+
+
+def page_run(ranked: dict[str, list[tuple[int, str]]]) -> dict[str, dict[str, float]]:
+    """Chunks best first → documents at their best chunk, as ranx scores."""
+    run = {}
+    for qid, chunks in ranked.items():
+        docs: dict[str, float] = {}
+        for _, doc in chunks:
+            docs.setdefault(doc, float(DEPTH - len(docs)))
+        run[qid] = docs or {"__none__": 0.0}
+    return run
+
 
 def main() -> None:
-    parser = script_arguments()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="Comma-separated dataset names.")
+    parser.add_argument("--suffix", default="", help="Collection name suffix, as given to eval_all.py.")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "eval" / "fusion.md")
     args = parser.parse_args()
-    dataset, collection = load_from_arguments(args)
+    names = args.only.split(",") if args.only else list(DATASETS)
 
-    legs: dict[str, dict[str, list[str]]] = {"dense": {}, "lexical": {}}
-    with KnowledgeBase.open(reranker="none", **dataset.chunking) as kb:
-        for qid, text in dataset.queries.items():
-            for leg in legs:
-                legs[leg][qid] = [dataset.doc_id(h.source)
-                                  for h in kb.search_hits(text, collection=collection, mode=leg, k=DEPTH)]
+    figures: dict[str, dict[str, float]] = {}  # rule → dataset → figure
+    with KnowledgeBase.open(reranker="none") as kb:
+        for name in names:
+            folder, split = DATASETS[name]
+            dataset = load_beir(folder, split)
+            collection, metric = f"beir-{folder.name}{args.suffix}", "mrr@10" if dataset.files else "ndcg@10"
+            legs: dict[str, Leg] = {"dense": {}, "lexical": {}}
+            for qid, text in dataset.queries.items():
+                for mode, leg in legs.items():
+                    hits = kb.search_hits(text, collection=collection, mode=mode, k=DEPTH)
+                    leg[qid] = [(h.chunk_id, dataset.doc_id(h.source), h.scores[f"{mode}_score"]) for h in hits]
+            qrels = Qrels(dataset.qrels)
 
-    qrels = Qrels(dataset.qrels)
-    results = []
-    for rrf_k, lexical_weight in itertools.product([2, 5, 10, 20, 30, 40, 60, 100], [0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0]):
-        run: dict[str, dict[str, float]] = {}
-        for qid in dataset.queries:
-            scores: dict[str, float] = {}
-            for leg, weight in (("dense", 1.0), ("lexical", lexical_weight)):
-                for rank, doc in enumerate(legs[leg][qid], 1):
-                    scores[doc] = scores.get(doc, 0.0) + weight / (rrf_k + rank)
-            run[qid] = dict(sorted(scores.items(), key=lambda item: -item[1])[:DEPTH]) or {"__none__": 0.0}
-        metrics = evaluate(qrels, Run(run), ["ndcg@10", "recall@100"], make_comparable=True)
-        results.append({"rrf_k": rrf_k, "dense_weight": 1.0, "lexical_weight": lexical_weight,
-                        **{m: round(float(v), 4) for m, v in metrics.items()}})
-    results.sort(key=lambda r: -r["ndcg@10"])
-    for row in results[:10]:
-        print(json.dumps(row))
-    by_default = next(r for r in results if r["rrf_k"] == 60 and r["lexical_weight"] == 1.0)
-    print("k=60, weights 1/1:", json.dumps(by_default))
+            def score(ranked: dict[str, list[tuple[int, str]]]) -> float:
+                return round(float(evaluate(qrels, Run(page_run(ranked)), metric, make_comparable=True)), 4)
+
+            for mode, leg in legs.items():
+                figures.setdefault(f"{mode} alone", {})[name] = score(
+                    {qid: [(c, d) for c, d, _ in hits] for qid, hits in leg.items()})
+            for label, fuse in rules().items():
+                ranked = {}
+                for qid in dataset.queries:
+                    docs = {c: d for c, d, _ in legs["dense"][qid] + legs["lexical"][qid]}
+                    fused = fuse(legs["dense"][qid], legs["lexical"][qid])
+                    ranked[qid] = [(c, docs[c]) for c in sorted(fused, key=lambda c: (-fused[c], c))]
+                figures.setdefault(label, {})[name] = score(ranked)
+            print(name, metric, {k: v[name] for k, v in figures.items() if "alone" in k}, flush=True)
+
+    best_leg = {name: max(figures["dense alone"][name], figures["lexical alone"][name]) for name in names}
+    margins = {rule: min(values[n] - best_leg[n] for n in names) for rule, values in figures.items()}
+    chosen = sorted((r for r in figures if "alone" not in r), key=lambda r: -margins[r])
+    shown = ["dense alone", "lexical alone", *chosen[:12],
+             *[r for r in ("rrf k=5 lex=1.2", "rrf k=60 lex=1.0") if r not in chosen[:12]]]
+    lines = [f"| rule | {' | '.join(names)} | worst margin over the better leg |", "|---|" + "---|" * (len(names) + 1)]
+    for rule in shown:
+        lines.append(f"| {rule} | " + " | ".join(f"{figures[rule][n]:.4f}" for n in names)
+                     + f" | {margins[rule]:+.4f} |")
+    args.out.write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

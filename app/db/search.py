@@ -67,8 +67,8 @@ stats AS (
   FROM collections WHERE id = :collection_id
 ),
 query_terms AS (
-  SELECT lexeme, 1.0::float8 AS weight
-  FROM unnest(tsvector_to_array(to_tsvector('{config}'::regconfig, :query_text))) AS lexeme
+  SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS weight  -- a term said twice counts twice
+  FROM unnest(to_tsvector('{config}'::regconfig, :query_text))
   UNION ALL
   SELECT lexeme, CAST(:feedback_weight AS float8) FROM unnest(CAST(:feedback_terms AS text[])) AS lexeme
 ),
