@@ -74,7 +74,8 @@ def ingest(
     include: Annotated[Optional[list[str]], typer.Option(help="Glob of files to take, e.g. '*.md'.")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of files to skip.")] = None,
 ) -> None:
-    """Ingest .txt, .md, .html and .pdf files. Unchanged files are skipped; changed ones are replaced."""
+    """Ingest documents, slides, e-books, records and code (see the README). Unchanged files are skipped;
+    changed ones are replaced."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         errors.print(f"[red]Error:[/red] no such file or folder: {', '.join(missing)}")

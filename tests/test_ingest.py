@@ -133,3 +133,68 @@ def test_chunks_are_indexed_with_title_and_headings_but_shown_clean(kb, collecti
     assert rows[0].context == ""  # the first chunk starts with both headings already
     hits = kb.search_hits("zephyrine", collection=collection, mode="lexical", k=50)
     assert len(hits) == len(rows) and sum("Zephyrine" in h.content for h in hits) == 1
+
+
+def office_and_book_files(folder: Path) -> dict[str, bytes]:
+    """A Word document, slides and an EPUB written by the tests (python-docx, python-pptx, zipfile)."""
+    import io
+    import zipfile
+
+    import docx
+    from pptx import Presentation
+
+    document = docx.Document()
+    document.add_heading("Harbour handbook", level=1)
+    document.add_heading("Tides", level=2)
+    document.add_paragraph("The harbour gate closes two hours before low tide.")
+    word = io.BytesIO()
+    document.save(word)
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Quarterly results"
+    slide.placeholders[1].text = "Kelp farm revenue doubled this quarter."
+    slides = io.BytesIO()
+    deck.save(slides)
+
+    book = io.BytesIO()
+    with zipfile.ZipFile(book, "w") as epub:
+        epub.writestr("mimetype", "application/epub+zip")
+        epub.writestr("META-INF/container.xml", '<container><rootfiles><rootfile full-path="OEBPS/book.opf"/>'
+                                                '</rootfiles></container>')
+        epub.writestr("OEBPS/book.opf", '<package><manifest><item id="c1" href="one.xhtml"/></manifest>'
+                                        '<spine><itemref idref="c1"/></spine></package>')
+        epub.writestr("OEBPS/one.xhtml", "<html><body><h1>Chapter one</h1><p>The lighthouse keeper kept a cat "
+                                         "named Biscuit.</p></body></html>")
+    return {"handbook.docx": word.getvalue(), "results.pptx": slides.getvalue(), "novel.epub": book.getvalue()}
+
+
+def test_office_books_records_and_code(kb, collection, tmp_path):
+    folder = tmp_path / "formats"
+    write_files(folder, {
+        **office_and_book_files(folder),
+        "ships.csv": "name,port,cargo\nAurora,Bergen,salted cod\nBorealis,Tromso,timber\n",
+        "events.jsonl": '{"event": "regatta", "month": "June"}\n{"event": "fish market", "month": "May"}\n',
+        "tides.py": "def high_tide(hour: int) -> bool:\n    \"\"\"Whether the harbour gate is open.\"\"\"\n"
+                    "    return hour % 12 < 6\n",
+        "broken.docx": b"PK not really a zip", "broken.pptx": b"garbage", "broken.epub": b"garbage",
+        "broken.jsonl": '{"ok": 1}\n{not json\n',
+    })
+    report = kb.ingest([folder], collection=collection)
+    reasons = {Path(name).name: reason for name, reason in report.failed}
+    assert len(report.added) == 6, (report.added, reasons)
+    assert set(reasons) == {"broken.docx", "broken.pptx", "broken.epub", "broken.jsonl"}
+    assert "Word document" in reasons["broken.docx"] and "PowerPoint" in reasons["broken.pptx"]
+    assert "EPUB" in reasons["broken.epub"] and "line 2" in reasons["broken.jsonl"]
+
+    def top(query: str):
+        return kb.search_hits(query, collection=collection, mode="lexical", k=1)[0]
+
+    assert top("harbour gate low tide").source.endswith("handbook.docx")
+    assert top("harbour gate low tide").metadata["headings"] == "Harbour handbook > Tides"
+    assert top("kelp farm revenue").metadata["slide"] == 1
+    assert "Biscuit" in top("lighthouse keeper cat").content
+    borealis = top("Borealis timber")
+    assert borealis.metadata["row"] == 2 and "Aurora" not in borealis.content  # a row is a record
+    assert top("regatta").metadata["line"] == 1
+    assert top("high_tide harbour gate open").metadata["language"] == "python"

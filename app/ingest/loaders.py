@@ -1,20 +1,34 @@
-"""File discovery and loading: txt, md, html, pdf → text sections, with a clear reason when a file is unusable."""
+"""File discovery and loading: documents, slides, e-books, records and source code → text sections, with a clear
+reason when a file is unusable. Office formats and e-books are read by the libraries LangChain's community
+loaders wrap (python-docx, python-pptx, EbookLib); headings become markdown headings so the splitter can cut at
+them and record the heading path."""
 
 from __future__ import annotations
 
 import codecs
+import csv
 import fnmatch
+import io
+import json
 import re
 import stat
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pgrag.errors import UnusableFile
 
+# Source code: the language names langchain_text_splitters.Language knows, for language-aware splitting.
+CODE_SUFFIXES = {".py": "python", ".js": "js", ".jsx": "js", ".ts": "ts", ".tsx": "ts", ".go": "go", ".rs": "rust",
+                 ".java": "java", ".kt": "kotlin", ".scala": "scala", ".c": "c", ".h": "c", ".cpp": "cpp",
+                 ".hpp": "cpp", ".cs": "csharp", ".rb": "ruby", ".php": "php", ".swift": "swift", ".lua": "lua"}
 SUPPORTED_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
-                      ".pdf": "pdf"}
+                      ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".epub": "epub", ".csv": "csv", ".tsv": "csv",
+                      ".jsonl": "jsonl", ".ndjson": "jsonl", **dict.fromkeys(CODE_SUFFIXES, "code")}
+# Kinds whose text carries markdown headings (the splitter cuts at them).
+HEADED_KINDS = {"markdown", "html", "docx", "pptx", "epub"}
 
 
 @dataclass
@@ -65,7 +79,8 @@ def load(path: Path, max_bytes: int | None = None) -> LoadedFile:
     """Read one file into sections; ``UnusableFile`` says why one cannot be used (too large, binary, ...)."""
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise UnusableFile(f"unsupported file type {path.suffix or '(none)'}; pgrag reads .txt, .md, .html and .pdf")
+        raise UnusableFile(f"unsupported file type {path.suffix or '(none)'}; pgrag reads "
+                           f"{', '.join(sorted(SUPPORTED_SUFFIXES))}")
     try:
         status = path.stat()
         if not stat.S_ISREG(status.st_mode):  # a FIFO or a device would block or never end
@@ -78,12 +93,16 @@ def load(path: Path, max_bytes: int | None = None) -> LoadedFile:
         raise UnusableFile(f"cannot read the file: {exc.strerror or exc}") from exc
     if not raw.strip():
         raise UnusableFile("the file is empty")
-    sections = _read_pdf(raw) if kind == "pdf" else [Section(_read_text(raw, kind))]
+    reader = READERS.get(kind)
+    sections = reader(raw) if reader else [Section(_read_text(raw, kind))]
     sections = [s for s in sections if s.text.strip()]
     if not sections:
         raise UnusableFile("no text found" + (" (a scanned PDF needs OCR first)" if kind == "pdf" else ""))
     title = _title(sections[0].text, kind, raw) or path.stem
-    return LoadedFile(source_of(path), kind, raw, sections, {"title": title, "file_name": path.name, "type": kind})
+    metadata = {"title": title, "file_name": path.name, "type": kind}
+    if kind == "code":
+        metadata["language"] = CODE_SUFFIXES[path.suffix.lower()]
+    return LoadedFile(source_of(path), kind, raw, sections, metadata)
 
 
 def _decode(raw: bytes) -> str:
@@ -126,8 +145,6 @@ def _html_to_markdown(html: str) -> str:
 
 
 def _read_pdf(raw: bytes) -> list[Section]:
-    import io
-
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -138,10 +155,109 @@ def _read_pdf(raw: bytes) -> list[Section]:
         raise UnusableFile(f"is not a readable PDF ({exc})") from exc
 
 
+@contextmanager
+def _parsing(what: str) -> Iterator[None]:
+    """A format library's error while parsing means the file is not a readable ``what``; they raise anything."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - zipfile, lxml, KeyError, ...: all say the same to the user
+        raise UnusableFile(f"is not a readable {what} ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_docx(raw: bytes) -> list[Section]:
+    import docx
+
+    lines = []
+    with _parsing("Word document"):
+        document = docx.Document(io.BytesIO(raw))
+        for paragraph in document.paragraphs:
+            style = paragraph.style.name if paragraph.style is not None else ""
+            level, text = style.removeprefix("Heading ").strip(), paragraph.text.strip()
+            if text and (level.isdigit() or style == "Title"):
+                text = f"{'#' * min(int(level) if level.isdigit() else 1, 6)} {text}"
+            lines.append(text)
+        for table in document.tables:
+            lines.extend(" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows)
+    return [Section("\n\n".join(line for line in lines if line))]
+
+
+def _read_pptx(raw: bytes) -> list[Section]:
+    """One section per slide (its number in the metadata), the slide's title as a heading, notes included."""
+    from pptx import Presentation
+
+    sections = []
+    with _parsing("PowerPoint file"):
+        for number, slide in enumerate(Presentation(io.BytesIO(raw)).slides, 1):
+            title_shape = slide.shapes.title
+            title = title_shape.text_frame.text.strip() if title_shape is not None else ""
+            texts = [shape.text_frame.text.strip() for shape in slide.shapes
+                     if shape.has_text_frame and (title_shape is None or shape.shape_id != title_shape.shape_id)]
+            if slide.has_notes_slide:
+                texts.append(slide.notes_slide.notes_text_frame.text.strip())
+            body = "\n\n".join(text for text in texts if text)
+            sections.append(Section(f"# {title}\n\n{body}" if title else body, {"slide": number}))
+    return sections
+
+
+def _read_epub(raw: bytes) -> list[Section]:
+    """One section per chapter in reading order, its XHTML read as any HTML page is. By hand (an EPUB is a zip of
+    XHTML files listed in an OPF spine) because the maintained EPUB library, EbookLib, is AGPL-licensed."""
+    import posixpath
+    import zipfile
+
+    from bs4 import BeautifulSoup
+
+    with _parsing("EPUB"):
+        book = zipfile.ZipFile(io.BytesIO(raw))
+        container = BeautifulSoup(book.read("META-INF/container.xml"), "html.parser")
+        opf_path = container.find("rootfile")["full-path"]
+        opf = BeautifulSoup(book.read(opf_path), "html.parser")
+        files = {item["id"]: item["href"] for item in opf.find_all("item")}
+        chapters = [book.read(posixpath.join(posixpath.dirname(opf_path), files[ref["idref"]])).decode("utf-8", "replace")
+                    for ref in opf.find("spine").find_all("itemref")]
+    return [Section(_html_to_markdown(html), {"chapter": number}) for number, html in enumerate(chapters, 1)]
+
+
+def _read_csv(raw: bytes) -> list[Section]:
+    """A row is a record: one section per row, as ``column: value`` lines, so a chunk never mixes two rows."""
+    text = _decode(raw)
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    rows = csv.DictReader(io.StringIO(text), dialect=dialect)
+    try:
+        return [Section(_record_text(row), {"row": number}) for number, row in enumerate(rows, 1)]
+    except csv.Error as exc:
+        raise UnusableFile(f"is not readable CSV (line {rows.line_num}: {exc})") from exc
+
+
+def _read_jsonl(raw: bytes) -> list[Section]:
+    """One JSON value per line, each a record."""
+    sections = []
+    for number, line in enumerate(_decode(raw).splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UnusableFile(f"line {number} is not JSON ({exc.msg}); JSON Lines needs one value per line") from exc
+            sections.append(Section(_record_text(record) if isinstance(record, dict) else str(record), {"line": number}))
+    return sections
+
+
+def _record_text(record: dict[Any, Any]) -> str:
+    return "\n".join(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}"
+                     for key, value in record.items() if value not in (None, ""))
+
+
+READERS = {"pdf": _read_pdf, "docx": _read_docx, "pptx": _read_pptx, "epub": _read_epub, "csv": _read_csv,
+           "jsonl": _read_jsonl}
+
+
 def _title(text: str, kind: str, raw: bytes) -> str | None:
     if kind == "html":
         match = re.search(rb"<title[^>]*>(.*?)</title>", raw, re.IGNORECASE | re.DOTALL)
         if match:
             return match.group(1).decode("utf-8", "replace").strip() or None
-    match = re.search(r"^#{1,6}\s+(.+)$", text, re.MULTILINE) if kind in ("markdown", "html") else None
+    match = re.search(r"^#{1,6}\s+(.+)$", text, re.MULTILINE) if kind in HEADED_KINDS else None
     return match.group(1).strip() if match else None

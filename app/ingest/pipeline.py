@@ -81,7 +81,8 @@ def prepare(items: Iterable[LoadItem], splitter: Splitter, known: dict[str, str]
                 report.unchanged.append(loaded.source)
                 on_progress(report)
                 continue
-            doc_chunks = splitter.split(loaded.sections, loaded.kind, str(loaded.metadata.get("title") or ""))
+            doc_chunks = splitter.split(loaded.sections, loaded.kind, str(loaded.metadata.get("title") or ""),
+                                        loaded.metadata.get("language"))
             if not doc_chunks:
                 raise UnusableFile("no text left after splitting")
             if len(doc_chunks) > max_chunks:

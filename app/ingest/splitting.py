@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
+from langchain_text_splitters import Language, MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
 from pgrag.errors import InvalidInput
-from pgrag.ingest.loaders import Section
+from pgrag.ingest.loaders import HEADED_KINDS, Section
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -61,21 +61,31 @@ class Splitter:
         self._recursive = RecursiveCharacterTextSplitter(
             chunk_size=chunk_size, chunk_overlap=chunk_overlap, separators=_SEPARATORS, keep_separator="end"
         )
+        self._sizes = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+        self._code_splitters: dict[str, RecursiveCharacterTextSplitter] = {}
 
-    def split(self, sections: list[Section], kind: str, title: str = "") -> list[Chunk]:
+    def _code_splitter(self, language: str) -> RecursiveCharacterTextSplitter:
+        """Cuts source code at classes and functions first (LangChain's separators for the language)."""
+        if language not in self._code_splitters:
+            self._code_splitters[language] = RecursiveCharacterTextSplitter.from_language(
+                Language(language), **self._sizes)
+        return self._code_splitters[language]
+
+    def split(self, sections: list[Section], kind: str, title: str = "", language: str | None = None) -> list[Chunk]:
         if self.whole:
             return [Chunk(section.text.strip(), section.metadata) for section in sections if section.text.strip()]
         chunks: list[Chunk] = []
         for section in sections:
             parts = (
                 [(d.page_content, d.metadata) for d in self._headings.split_text(section.text)]
-                if kind in ("markdown", "html")
+                if kind in HEADED_KINDS
                 else [(section.text, {})]
             )
+            splitter = self._code_splitter(language) if language else self._recursive
             for text, heading_metadata in parts:
                 path = [heading_metadata[key] for _, key in _HEADINGS if key in heading_metadata]
                 metadata = {**section.metadata, **({"headings": " > ".join(path)} if path else {})}
-                for piece in (p.strip() for p in self._recursive.split_text(text)):
+                for piece in (p.strip() for p in splitter.split_text(text)):
                     if piece:
                         context = chunk_context([title, *path], piece) if self.contextual else ""
                         chunks.append(Chunk(piece, metadata, context))
