@@ -464,6 +464,46 @@ def documents(collection: CollectionOption = None) -> None:
 
 
 @app.command()
+def similar(target: Annotated[str, typer.Argument(help="A document's source, or a chunk id (a number).")],
+            collection: CollectionOption = None, k: Annotated[int, typer.Option("-k", min=1)] = 5) -> None:
+    """Documents like a document, or chunks like a chunk, from the stored vectors (no query text)."""
+    with knowledge_base() as kb:
+        rows = kb.similar(int(target) if target.isdigit() else target, collection=collection, k=k)
+    _similarity_table(rows, ["similarity", "source", "chunk_id", "content"])
+
+
+@app.command("duplicates")
+def duplicates_command(collection: CollectionOption = None,
+                       threshold: Annotated[float, typer.Option(min=0, max=1)] = 0.95,
+                       limit: Annotated[int, typer.Option(min=1)] = 100) -> None:
+    """Pairs of near-duplicate chunks in different documents (cosine similarity >= threshold)."""
+    with knowledge_base() as kb:
+        rows = kb.duplicates(collection=collection, threshold=threshold, limit=limit)
+    _similarity_table(rows, ["similarity", "source_a", "chunk_a", "source_b", "chunk_b", "content_a"])
+
+
+@app.command()
+def outliers(collection: CollectionOption = None, k: Annotated[int, typer.Option("-k", min=1)] = 10) -> None:
+    """Chunks far from all their nearest neighbours: junk such as boilerplate or mis-parsed pages."""
+    with knowledge_base() as kb:
+        rows = kb.outliers(collection=collection, k=k)
+    _similarity_table(rows, ["neighbour_similarity", "source", "chunk_id", "content"])
+
+
+def _similarity_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else
+                        _excerpt(str(row[c])) if c.startswith("content") else str(row[c]) for c in columns))
+    console.print(table if rows else "Nothing found.")
+
+
+def _excerpt(text: str, width: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
+@app.command()
 def config() -> None:
     """Show the effective settings, including what the reranker and its blend weight resolve to here."""
     from pgrag.providers import Models

@@ -27,11 +27,11 @@ from pgrag import validation
 from pgrag.chains.answer import build_answer_chain
 from pgrag.chains.retriever import PgRetriever
 from pgrag.config import Settings
-from pgrag.db import spaces, store
+from pgrag.db import similarity, spaces, store
 from pgrag.db.engine import create_engine, dispose, ensure_schema, in_transaction
 from pgrag.db.search import Hit
 from pgrag.db.sql import run_sql
-from pgrag.errors import DatabaseUnavailable, DocumentNotFound, UnusableFile
+from pgrag.errors import DatabaseUnavailable, DocumentNotFound, UnknownCollection, UnusableFile
 from pgrag.ingest import loaders, pipeline
 from pgrag.ingest.splitting import Splitter
 from pgrag.providers import Models
@@ -221,6 +221,43 @@ class KnowledgeBase:
         with self.engine.connect() as conn:
             space = spaces.active_space(conn, spaces.collection_id(conn, collection or self.settings.collection))
             return store.vectors(conn, space, chunk_ids) if space else {}
+
+    # -- beyond search -----------------------------------------------------------------------------------------
+    def similar(self, target: str | int, *, collection: str | None = None, k: int = 5) -> list[dict[str, Any]]:
+        """Chunks like one chunk (``target`` an int chunk id), or documents like one document (``target`` its
+        source), from other documents, most similar first."""
+        name = collection or self.settings.collection
+        with self.engine.connect() as conn:
+            collection_id, space = self._space_of(conn, name)
+            if isinstance(target, int):
+                return similarity.similar_to_chunk(conn, space, target, k)
+            validation.text(target, "source")
+            document_id = store.document_id(conn, collection_id, target) or store.document_id(
+                conn, collection_id, loaders.source_of(Path(target)))
+            if document_id is None:
+                raise DocumentNotFound(f"No document {target!r} in collection {name!r}; `pgrag documents -c {name}` "
+                                       "lists them.")
+            return similarity.similar_to_document(conn, space, document_id, k)
+
+    def duplicates(self, *, collection: str | None = None, threshold: float = 0.95,
+                   limit: int = 100) -> list[dict[str, Any]]:
+        """Pairs of chunks in different documents at least ``threshold`` similar (cosine), closest first."""
+        with self.engine.connect() as conn:
+            _, space = self._space_of(conn, collection or self.settings.collection)
+            return similarity.duplicate_pairs(conn, space, threshold, limit)
+
+    def outliers(self, *, collection: str | None = None, k: int = 10) -> list[dict[str, Any]]:
+        """The chunks farthest from their nearest neighbours (junk, boilerplate, mis-parsed pages) first."""
+        with self.engine.connect() as conn:
+            _, space = self._space_of(conn, collection or self.settings.collection)
+            return similarity.outliers(conn, space, k)
+
+    def _space_of(self, conn: sa.Connection, name: str) -> tuple[int, spaces.Space]:
+        collection_id = spaces.collection_id(conn, name)
+        space = spaces.active_space(conn, collection_id)
+        if space is None:
+            raise UnknownCollection(f"Collection {name!r} has no vectors yet; ingest into it first.")
+        return collection_id, space
 
     def require_collection(self, name: str) -> None:
         """Raise ``UnknownCollection``, saying how to create it, unless the collection exists."""

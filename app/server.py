@@ -15,7 +15,7 @@ from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -264,6 +264,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               knowledge_base: KnowledgeBase = Depends(kb)) -> dict[str, str]:
         await run_in_threadpool(partial(knowledge_base.delete, source, collection=collection, missing_ok=False))
         return {"deleted": source}
+
+    @app.get("/collections/{collection}/similar")
+    async def similar(collection: str, source: str | None = None, chunk_id: int | None = None,
+                      k: int = Query(5, ge=1, le=100),
+                      knowledge_base: KnowledgeBase = Depends(kb)) -> list[dict[str, Any]]:
+        """Documents like ``source``, or chunks like ``chunk_id`` (give one)."""
+        if (source is None) == (chunk_id is None):
+            raise HTTPException(400, "Give either source (documents like it) or chunk_id (chunks like it).")
+        return await run_in_threadpool(knowledge_base.similar, chunk_id if source is None else source,
+                                       collection=collection, k=k)
+
+    @app.get("/collections/{collection}/duplicates")
+    async def duplicates(collection: str, threshold: float = Query(0.95, ge=0, le=1),
+                         limit: int = Query(100, ge=1, le=10_000),
+                         knowledge_base: KnowledgeBase = Depends(kb)) -> list[dict[str, Any]]:
+        return await run_in_threadpool(partial(knowledge_base.duplicates, collection=collection,
+                                               threshold=threshold, limit=limit))
+
+    @app.get("/collections/{collection}/outliers")
+    async def outliers(collection: str, k: int = Query(10, ge=1, le=1000),
+                       knowledge_base: KnowledgeBase = Depends(kb)) -> list[dict[str, Any]]:
+        return await run_in_threadpool(partial(knowledge_base.outliers, collection=collection, k=k))
 
     @app.post("/collections/{collection}/documents")
     async def upload(collection: str, files: list[UploadFile] = File(...),

@@ -7,6 +7,10 @@ import sqlalchemy as sa
 from langchain_core.documents import Document
 
 from conftest import assert_statistics_exact
+from typer.testing import CliRunner
+
+from pgrag.cli import app
+from pgrag.errors import DocumentNotFound
 from corpus import DISTRACTORS, PARAPHRASE_PASSAGE, PARAPHRASE_QUERY
 
 CONTRACTORS = [
@@ -97,3 +101,27 @@ def test_lexical_score_is_bm25(kb, collection):
     hits = {h.content: h.scores["lexical_score"] for h in kb.search_hits("apple", collection=collection, mode="lexical")}
     assert hits["apple apple cherry"] == pytest.approx(bm25(2, 2, 3))
     assert hits["apple banana"] == pytest.approx(bm25(1, 2, 2))
+
+
+def test_similar_duplicates_and_outliers(kb, collection, cli_env, monkeypatch):
+    passage = "Sea otters crack open shellfish with rocks they keep in a pouch under their forelegs."
+    docs = [Document(text, metadata={"source": f"d{i}"}) for i, text in enumerate(DISTRACTORS)]
+    docs += [Document(passage, metadata={"source": "otters-1"}), Document(passage + " ", metadata={"source": "otters-2"}),
+             Document("zx 8812 qv ## 77 ;; kk 09", metadata={"source": "junk"})]
+    kb.ingest_documents(docs, collection=collection)
+
+    pairs = kb.duplicates(collection=collection, threshold=0.95)
+    assert [{p["source_a"], p["source_b"]} for p in pairs] == [{"otters-1", "otters-2"}]
+    assert pairs[0]["similarity"] > 0.99
+    assert kb.outliers(collection=collection, k=1)[0]["source"] == "junk"
+    like_document = kb.similar("otters-1", collection=collection, k=3)
+    assert like_document[0]["source"] == "otters-2" and len(like_document) == 3
+    like_chunk = kb.similar(pairs[0]["chunk_a"], collection=collection, k=2)
+    assert like_chunk[0]["chunk_id"] == pairs[0]["chunk_b"]
+    with pytest.raises(DocumentNotFound):
+        kb.similar("no-such-source", collection=collection)
+
+    monkeypatch.setenv("PGRAG_DATA_DIR", cli_env["PGRAG_DATA_DIR"])
+    for command in (["duplicates"], ["outliers", "-k", "1"], ["similar", "otters-1", "-k", "1"]):
+        result = CliRunner().invoke(app, [*command, "-c", collection])
+        assert result.exit_code == 0 and ("otters" in result.stdout or "junk" in result.stdout), result.output

@@ -105,6 +105,16 @@ def test_remote_runnable_invoke_batch_stream(server, ingested):
     assert search.invoke({"query": "otters", "collection": "http-test"})[0]["source"].endswith("otters.md")
 
 
+def test_similar_duplicates_outliers_routes(client, ingested):
+    source = ingested["added"][0]
+    assert client.get("/collections/http-test/similar", params={"source": source}).status_code == 200
+    assert client.get("/collections/http-test/similar").status_code == 400
+    assert isinstance(client.get("/collections/http-test/duplicates", params={"threshold": 0.9}).json(), list)
+    outliers = client.get("/collections/http-test/outliers", params={"k": 1})
+    assert outliers.status_code == 200 and isinstance(outliers.json(), list)
+    assert client.get("/collections/http-test/outliers", params={"k": 0}).status_code == 422
+
+
 def test_delete_document(client, ingested):
     source = ingested["added"][0]
     assert client.delete("/collections/http-test/documents", params={"source": source}).status_code == 200

@@ -15,7 +15,8 @@ QUERIES = re.findall(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "docs" / 
 @pytest.fixture(scope="module")
 def stored(kb):
     kb.ingest_documents([Document("Vector search in Postgres with pgvector and HNSW.", metadata={"source": "v1"}),
-                         Document("Full-text search ranks postgres documents with BM25.", metadata={"source": "v2"})],
+                         Document("Full-text search ranks postgres documents with BM25.", metadata={"source": "v2"}),
+                         Document("Vector search in Postgres with pgvector and HNSW.", metadata={"source": "v3"})],
                         collection="sql-docs")
 
 

@@ -89,6 +89,11 @@ def write_vectors(conn: sa.Connection, space: Space, chunk_ids: Sequence[int],
             copy.write_row((space.id, chunk_id, Vector(vector).to_text()))
 
 
+def document_id(conn: sa.Connection, collection_id: int, source: str) -> int | None:
+    return conn.execute(sa.select(documents.c.id).where(
+        documents.c.collection_id == collection_id, documents.c.source == source)).scalar()
+
+
 def delete_document(conn: sa.Connection, collection_id: int, source: str) -> bool:
     deleted = conn.execute(
         documents.delete().where(documents.c.collection_id == collection_id, documents.c.source == source)
