@@ -90,6 +90,11 @@ def ingest(
         errors.print(f"[yellow]Skipped[/yellow] {name}: {reason}")
     if report.failed:
         errors.print(f"Readers' warnings about these files are in {kb.settings.log_file}")
+    if report.duplicates:
+        first = report.duplicates[0]
+        console.print(f"[yellow]{len(report.duplicates)} new chunk(s) nearly duplicate another document's[/yellow] "
+                      f"(similarity >= {kb.settings.duplicate_threshold}), e.g. {first['source_a']} ~ "
+                      f"{first['source_b']} ({first['similarity']:.3f}); `pgrag duplicates` lists them all.")
     console.print(
         f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
         f"{len(report.failed)} failed; {report.chunks} chunks in {report.seconds:.1f}s "
@@ -474,7 +479,8 @@ def similar(target: Annotated[str, typer.Argument(help="A document's source, or 
 
 @app.command("duplicates")
 def duplicates_command(collection: CollectionOption = None,
-                       threshold: Annotated[float, typer.Option(min=0, max=1)] = 0.95,
+                       threshold: Annotated[Optional[float], typer.Option(
+                           min=0, max=1, help="Cosine similarity; default PGRAG_DUPLICATE_THRESHOLD (0.95).")] = None,
                        limit: Annotated[int, typer.Option(min=1)] = 100) -> None:
     """Pairs of near-duplicate chunks in different documents (cosine similarity >= threshold)."""
     with knowledge_base() as kb:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         True, description="Index and embed each chunk with its document title and heading path (stored apart "
         "from the text that search shows). Measured in docs/eval/README.md.")
     embed_batch_size: int = Field(32, gt=0)
+    duplicate_threshold: float = Field(
+        0.95, ge=0, le=1, description="Ingest reports new chunks at least this similar (cosine) to a chunk of "
+        "another document; `pgrag duplicates` uses it as its default.")
     max_file_mb: float = Field(100, gt=0, description="Largest file ingest reads; a larger one is reported and skipped.")
     max_document_chunks: int = Field(
         100_000, gt=0, description="Most chunks one document may split into; a document with more is reported and "

@@ -52,6 +52,10 @@ class Answer:
     timings: dict[str, Any]  # retrieval_s, first_token_s, total_s, tokens, tokens_per_s
 
 
+# Near-duplicate pairs an ingest reports at most (`pgrag duplicates` lists them all).
+DUPLICATES_REPORTED = 20
+
+
 class KnowledgeBase:
     def __init__(self, settings: Settings | None = None, *, connect: bool = True,
                  embeddings: Embeddings | None = None) -> None:
@@ -186,6 +190,12 @@ class KnowledgeBase:
         )
         if report.chunks >= store.ANALYZE_AFTER_CHUNKS:
             store.analyze(self.engine)
+        if report.added or report.updated:
+            with self.engine.connect() as conn:
+                collection_id, space = self._space_of(conn, name)
+                written = [store.document_id(conn, collection_id, source) for source in report.added + report.updated]
+                report.duplicates = similarity.duplicate_pairs(conn, space, self.settings.duplicate_threshold,
+                                                               DUPLICATES_REPORTED, written)
         return report
 
     def delete(self, source: str, *, collection: str | None = None, missing_ok: bool = True) -> bool:
@@ -239,12 +249,13 @@ class KnowledgeBase:
                                        "lists them.")
             return similarity.similar_to_document(conn, space, document_id, k)
 
-    def duplicates(self, *, collection: str | None = None, threshold: float = 0.95,
+    def duplicates(self, *, collection: str | None = None, threshold: float | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
-        """Pairs of chunks in different documents at least ``threshold`` similar (cosine), closest first."""
+        """Pairs of chunks in different documents at least ``threshold`` similar (cosine; default
+        ``settings.duplicate_threshold``), closest first."""
         with self.engine.connect() as conn:
             _, space = self._space_of(conn, collection or self.settings.collection)
-            return similarity.duplicate_pairs(conn, space, threshold, limit)
+            return similarity.duplicate_pairs(conn, space, threshold if threshold is not None else self.settings.duplicate_threshold, limit)
 
     def outliers(self, *, collection: str | None = None, k: int = 10) -> list[dict[str, Any]]:
         """The chunks farthest from their nearest neighbours (junk, boilerplate, mis-parsed pages) first."""

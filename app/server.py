@@ -276,7 +276,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                        collection=collection, k=k)
 
     @app.get("/collections/{collection}/duplicates")
-    async def duplicates(collection: str, threshold: float = Query(0.95, ge=0, le=1),
+    async def duplicates(collection: str, threshold: float | None = Query(None, ge=0, le=1),
                          limit: int = Query(100, ge=1, le=10_000),
                          knowledge_base: KnowledgeBase = Depends(kb)) -> list[dict[str, Any]]:
         return await run_in_threadpool(partial(knowledge_base.duplicates, collection=collection,
@@ -307,7 +307,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             folder.rmdir()  # only when empty: every file of a new collection was rejected
         return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "failed": [{"file": Path(name).name, "reason": reason} for name, reason in report.failed],
-                "chunks": report.chunks}
+                "chunks": report.chunks, "duplicates": report.duplicates}
 
     def known_collections(schema: type[BaseModel]) -> Callable[[dict[str, Any], Request], Awaitable[dict]]:
         async def check(config: dict[str, Any], request: Request) -> dict[str, Any]:

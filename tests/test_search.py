@@ -108,7 +108,8 @@ def test_similar_duplicates_and_outliers(kb, collection, cli_env, monkeypatch):
     docs = [Document(text, metadata={"source": f"d{i}"}) for i, text in enumerate(DISTRACTORS)]
     docs += [Document(passage, metadata={"source": "otters-1"}), Document(passage + " ", metadata={"source": "otters-2"}),
              Document("zx 8812 qv ## 77 ;; kk 09", metadata={"source": "junk"})]
-    kb.ingest_documents(docs, collection=collection)
+    report = kb.ingest_documents(docs, collection=collection)
+    assert [{p["source_a"], p["source_b"]} for p in report.duplicates] == [{"otters-1", "otters-2"}]
 
     pairs = kb.duplicates(collection=collection, threshold=0.95)
     assert [{p["source_a"], p["source_b"]} for p in pairs] == [{"otters-1", "otters-2"}]

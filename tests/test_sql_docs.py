@@ -17,7 +17,7 @@ def stored(kb):
     kb.ingest_documents([Document("Vector search in Postgres with pgvector and HNSW.", metadata={"source": "v1"}),
                          Document("Full-text search ranks postgres documents with BM25.", metadata={"source": "v2"}),
                          Document("Vector search in Postgres with pgvector and HNSW.", metadata={"source": "v3"})],
-                        collection="sql-docs")
+                        collection="manual")
 
 
 def test_docs_have_queries():
@@ -33,7 +33,7 @@ def test_documented_query_runs_and_returns_rows(kb, stored, query):
 def test_db_sql_prints_a_table(stored, cli_env, monkeypatch):
     monkeypatch.setenv("PGRAG_DATA_DIR", cli_env["PGRAG_DATA_DIR"])
     result = CliRunner().invoke(app, ["db", "sql", "SELECT source, chunks FROM document_overview "
-                                                   "WHERE collection = 'sql-docs' AND source LIKE 'v%' ORDER BY 1"])
+                                                   "WHERE collection = 'manual' AND source LIKE 'v%' ORDER BY 1"])
     assert result.exit_code == 0, result.output
     assert "v1" in result.stdout and "v2" in result.stdout
     bad = CliRunner().invoke(app, ["db", "sql", "SELECT * FROM no_such_table"])

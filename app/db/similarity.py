@@ -65,22 +65,29 @@ def similar_to_document(conn: sa.Connection, space: Space, document_id: int, k: 
         {"document_id": document_id, "k": k, "probe": 10 * k + 20})
 
 
-def duplicate_pairs(conn: sa.Connection, space: Space, threshold: float, limit: int) -> list[dict[str, Any]]:
-    """Pairs of chunks in different documents whose cosine similarity is at least ``threshold``, closest first."""
+def duplicate_pairs(conn: sa.Connection, space: Space, threshold: float, limit: int,
+                    document_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Pairs of chunks in different documents whose cosine similarity is at least ``threshold``, closest first;
+    with ``document_ids``, only pairs with a chunk of those documents (what an ingest just wrote)."""
     return _rows(conn, space, """
-        SELECT a.chunk_id AS chunk_a, da.source AS source_a, n.chunk_id AS chunk_b, db.source AS source_b,
-               1 - n.distance AS similarity, ca.content AS content_a
-        FROM chunk_embeddings a
-        CROSS JOIN LATERAL (
-          SELECT b.chunk_id, b.{vec} <=> a.{vec} AS distance FROM chunk_embeddings b
-          WHERE b.space_id = :space_id ORDER BY b.{vec} <=> a.{vec} LIMIT :neighbours
-        ) n
-        JOIN chunks ca ON ca.id = a.chunk_id JOIN documents da ON da.id = ca.document_id
-        JOIN chunks cb ON cb.id = n.chunk_id JOIN documents db ON db.id = cb.document_id
-        WHERE a.space_id = :space_id AND n.chunk_id > a.chunk_id AND n.distance <= 1 - :threshold
-          AND ca.document_id <> cb.document_id
-        ORDER BY n.distance, a.chunk_id
-        LIMIT :limit""", {"threshold": threshold, "limit": limit, "neighbours": NEIGHBOURS + 1})
+        SELECT * FROM (
+          SELECT DISTINCT ON (least(a.chunk_id, n.chunk_id), greatest(a.chunk_id, n.chunk_id))
+                 a.chunk_id AS chunk_a, da.source AS source_a, n.chunk_id AS chunk_b, db.source AS source_b,
+                 1 - n.distance AS similarity, ca.content AS content_a
+          FROM chunk_embeddings a
+          JOIN chunks ca ON ca.id = a.chunk_id JOIN documents da ON da.id = ca.document_id
+          CROSS JOIN LATERAL (
+            SELECT b.chunk_id, b.{vec} <=> a.{vec} AS distance FROM chunk_embeddings b
+            WHERE b.space_id = :space_id ORDER BY b.{vec} <=> a.{vec} LIMIT :neighbours
+          ) n
+          JOIN chunks cb ON cb.id = n.chunk_id JOIN documents db ON db.id = cb.document_id
+          WHERE a.space_id = :space_id AND n.distance <= 1 - :threshold AND ca.document_id <> cb.document_id
+            AND (CAST(:document_ids AS bigint[]) IS NULL OR ca.document_id = ANY(:document_ids))
+          ORDER BY least(a.chunk_id, n.chunk_id), greatest(a.chunk_id, n.chunk_id)
+        ) pairs
+        ORDER BY similarity DESC, chunk_a
+        LIMIT :limit""", {"threshold": threshold, "limit": limit, "neighbours": NEIGHBOURS + 1,
+                          "document_ids": document_ids})
 
 
 def outliers(conn: sa.Connection, space: Space, k: int) -> list[dict[str, Any]]:
