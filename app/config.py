@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(1.0, ge=0)
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
+    lexical_depth: int = Field(1000, ge=0, description="Postings the lexical leg reads per query term, highest BM25 impact first, before scoring its best chunks exactly; 0 reads whole posting lists (exact, slower as the collection grows). Measured in docs/scale.md.")
     rerank_candidates: int = Field(20, gt=0, description="Fused candidates the cross-encoder rescores.")
     rerank_weight: float | None = Field(
         None, ge=0,

@@ -166,13 +166,10 @@ class KnowledgeBase:
                     storage=self.settings.embedding_storage)
                 spaces.check_matches(space, configured, name)
                 current = store.existing_hashes(conn, collection_id, [doc.source for doc, _ in batch])
-                written = []
-                for doc, vectors in batch:
-                    if current.get(doc.source) != doc.content_hash:  # else another writer stored it meanwhile
-                        store.replace_document(conn, collection_id, space, doc.source, doc.content_hash,
-                                               doc.metadata, doc.chunks, vectors)
-                        written.append(doc.source)
-                return written
+                # A document another writer stored meanwhile is left as it is.
+                fresh = [(doc, vectors) for doc, vectors in batch if current.get(doc.source) != doc.content_hash]
+                store.replace_documents(conn, collection_id, space, fresh)
+                return [doc.source for doc, _ in fresh]
 
             return in_transaction(self.engine, work)
 
@@ -207,8 +204,8 @@ class KnowledgeBase:
         def work(conn: sa.Connection) -> bool:
             collection_id = spaces.collection_id(conn, name)
             store.lock_collection(conn, collection_id)
-            return store.delete_document(conn, collection_id, source) or store.delete_document(
-                conn, collection_id, loaders.source_of(Path(source)))
+            return bool(store.delete_documents(conn, collection_id, [source]) or store.delete_documents(
+                conn, collection_id, [loaders.source_of(Path(source))]))
 
         if in_transaction(self.engine, work):
             return True

@@ -126,3 +126,22 @@ def test_similar_duplicates_and_outliers(kb, collection, cli_env, monkeypatch):
     for command in (["duplicates"], ["outliers", "-k", "1"], ["similar", "otters-1", "-k", "1"]):
         result = CliRunner().invoke(app, [*command, "-c", collection])
         assert result.exit_code == 0 and ("otters" in result.stdout or "junk" in result.stdout), result.output
+
+
+def test_bounded_lexical_leg_scores_its_candidates_exactly(kb, planted):
+    """With a depth of 2 postings per term the leg reads almost nothing, yet every score it returns is the exact
+    BM25 score, and with the default depth it returns what reading whole posting lists returns."""
+    query = "contractor roof concrete estimates road kitchen"
+
+    def hits(depth: int, k: int = 10) -> dict[int, float]:
+        kb.retrieval.settings = kb.settings.model_copy(update={"lexical_depth": depth})
+        try:
+            return {h.chunk_id: h.scores["lexical_score"]
+                    for h in kb.search_hits(query, collection=planted, mode="lexical", k=k)}
+        finally:
+            kb.retrieval.settings = kb.settings
+
+    every_match = hits(0, k=100)
+    shallow = hits(2)
+    assert hits(kb.settings.lexical_depth) == hits(0)
+    assert shallow and all(score == pytest.approx(every_match[chunk_id]) for chunk_id, score in shallow.items())

@@ -102,16 +102,17 @@ lexeme_stats = sa.Table(
     sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("lexeme", sa.Text, primary_key=True),
     sa.Column("doc_freq", sa.Integer, nullable=False),
+    sa.Column("id", sa.Integer, sa.Identity(always=True), nullable=False, unique=True),  # the term's number
 )
 
 chunk_postings = sa.Table(
     "chunk_postings",
     metadata,
-    # The inverted index BM25 reads: term frequency and chunk length per (collection, lexeme, chunk).
-    sa.Column("collection_id", sa.Integer, primary_key=True),
-    sa.Column("lexeme", sa.Text, primary_key=True),
-    sa.Column("chunk_id", sa.BigInteger, sa.ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True),
+    # The inverted index BM25 reads (migration 0008): a term's postings, best BM25 impact first.
+    sa.Column("term_id", sa.Integer, nullable=False),  # lexeme_stats.id
+    sa.Column("impact", sa.REAL, nullable=False),
+    sa.Column("chunk_id", sa.BigInteger, nullable=False),
     sa.Column("tf", sa.Integer, nullable=False),
-    sa.Column("chunk_tokens", sa.Integer, nullable=False),
-    sa.Index("chunk_postings_chunk", "chunk_id"),
+    sa.PrimaryKeyConstraint("chunk_id", "term_id", postgresql_include=["tf"]),
+    sa.Index("chunk_postings_impact", "term_id", sa.text("impact DESC"), postgresql_include=["chunk_id"]),
 )

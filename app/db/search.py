@@ -2,9 +2,13 @@
 and fuses them with weighted reciprocal rank fusion.
 
 Postgres has no BM25 and ``ts_rank`` has no IDF, so BM25 is computed here from the postings, document
-frequencies and lengths that the chunks triggers keep current (migrations 0001 and 0005): the query's terms
-are looked up in the postings index, so only the rows of those terms are read. A mode that leaves a
-leg out swaps it for an empty relation, so every mode runs through the same statement shape.
+frequencies and lengths that the chunks triggers keep current (migrations 0001 and 0008). The lexical leg reads
+each query term's ``lexical_depth`` postings of highest BM25 impact (an index-only range scan, whatever the
+length of the list), pools the chunks with the best sum of impacts, and scores the pool exactly: a
+champion-list scheme, because an exact top-k over whole posting lists grows with the corpus (ms per 10k
+chunks). With a metadata filter the best postings may all be filtered out, so filtered searches read whole
+lists. A mode that leaves a leg out swaps it for an empty relation, so every mode runs through the same
+statement shape.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class SearchParams:
     lexical_weight: float = 1.0
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
+    lexical_depth: int = 1000  # postings read per query term, best impact first; 0 reads whole lists (exact)
     filter: dict[str, Any] | None = None
     feedback_terms: tuple[str, ...] = ()  # pseudo-relevance feedback lexemes added to the lexical query
     feedback_weight: float = 0.5
@@ -73,25 +78,39 @@ query_terms AS (
   SELECT lexeme, CAST(:feedback_weight AS float8) FROM unnest(CAST(:feedback_terms AS text[])) AS lexeme
 ),
 terms AS (
-  SELECT s.lexeme, max(q.weight) * ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
+  SELECT s.id, max(q.weight) * ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
   FROM lexeme_stats s JOIN query_terms q ON q.lexeme = s.lexeme, stats
   WHERE s.collection_id = :collection_id
-  GROUP BY s.lexeme, s.doc_freq, stats.n
+  GROUP BY s.id, s.doc_freq, stats.n
+),
+pool AS MATERIALIZED (
+  SELECT p.chunk_id
+  FROM terms t CROSS JOIN LATERAL (
+    SELECT chunk_id, impact FROM chunk_postings WHERE term_id = t.id ORDER BY impact DESC LIMIT :depth
+  ) p {filter_join}
+  GROUP BY p.chunk_id
+  ORDER BY sum(t.idf * p.impact) DESC, p.chunk_id
+  LIMIT :pool
 ),
 lexical AS (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
   FROM (
-    SELECT p.chunk_id,
-           sum(t.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.chunk_tokens / stats.avgdl))) AS score
-    FROM terms t
-    JOIN chunk_postings p ON p.collection_id = :collection_id AND p.lexeme = t.lexeme
-    CROSS JOIN stats {filter_join}
-    {filter_where}
-    GROUP BY p.chunk_id
-    ORDER BY score DESC, p.chunk_id
+    SELECT pool.chunk_id,
+           sum(t.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
+    FROM pool
+    JOIN chunks c ON c.id = pool.chunk_id
+    CROSS JOIN terms t
+    -- One index probe per (chunk, term); LIMIT 1 keeps the planner from reading every posting of the chunk.
+    CROSS JOIN LATERAL (SELECT tf FROM chunk_postings WHERE chunk_id = pool.chunk_id AND term_id = t.id LIMIT 1) p
+    CROSS JOIN stats
+    GROUP BY pool.chunk_id
+    ORDER BY score DESC, pool.chunk_id
     LIMIT :candidates
   ) best
 )"""
+
+# Chunks scored exactly per candidate the lexical leg returns; measured in docs/scale.md.
+POOL_PER_CANDIDATE = 4
 
 _EMPTY_LEG = "{name} AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS score, NULL::bigint AS rank WHERE false)"
 
@@ -127,8 +146,7 @@ def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
     lexical = (
         _LEXICAL.format(
             config=TEXT_SEARCH_CONFIG,
-            filter_join="JOIN chunks c ON c.id = p.chunk_id" if filtered else "",
-            filter_where=f"WHERE true {chunk_filter}" if filtered else "",
+            filter_join=f"JOIN chunks c ON c.id = p.chunk_id {chunk_filter}" if filtered else "",
         )
         if mode in ("lexical", "hybrid")
         else _EMPTY_LEG.format(name="lexical")
@@ -164,6 +182,7 @@ def search(
     if params.mode != "lexical" and query_vector is None:
         raise ValueError(f"{params.mode} search needs a query vector")
     filtered = bool(params.filter)
+    bounded = params.lexical_depth > 0 and not filtered
     # ef_search must cover the leg's LIMIT; with a filter, keep scanning until enough rows pass it.
     conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(40, params.candidates))})
     if filtered:
@@ -176,6 +195,9 @@ def search(
             "query_text": query_text,
             "query_vector": Vector(query_vector).to_text() if query_vector is not None else None,
             "candidates": params.candidates,
+            # LIMIT NULL reads everything: whole posting lists (filtered or exact), every chunk scored (exact).
+            "depth": params.lexical_depth if bounded else None,
+            "pool": POOL_PER_CANDIDATE * params.candidates if params.lexical_depth > 0 else None,
             "k": params.k,
             "rrf_k": params.rrf_k,
             "dense_weight": params.dense_weight,

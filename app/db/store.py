@@ -46,36 +46,42 @@ def existing_hashes(conn: sa.Connection, collection_id: int, sources: Sequence[s
     return dict(conn.execute(query).all())
 
 
-def replace_document(
-    conn: sa.Connection,
-    collection_id: int,
-    space: Space,
-    source: str,
-    content_hash: str,
-    metadata: dict[str, Any],
-    doc_chunks: Sequence[ChunkText],
-    vectors: Sequence[Sequence[float]],
-) -> int:
-    """Replace the document at ``source`` with new chunks and vectors. Call inside a transaction: readers see
-    the old version or the new one, never a mix, and a crash leaves the old one."""
-    delete_document(conn, collection_id, source)
-    document_id = conn.execute(
-        documents.insert()
-        .values(collection_id=collection_id, source=source, content_hash=content_hash, metadata=metadata)
-        .returning(documents.c.id)
-    ).scalar_one()
+class NewDocument(Protocol):
+    """What the store needs of a document to write (ingest's ``PreparedDocument`` is one)."""
+
+    source: str
+    content_hash: str
+    metadata: dict[str, Any]
+    chunks: Sequence[ChunkText]
+
+
+def replace_documents(conn: sa.Connection, collection_id: int, space: Space,
+                      batch: Sequence[tuple[NewDocument, Sequence[Sequence[float]]]]) -> None:
+    """Replace the documents at these sources with new chunks and vectors. Call inside a transaction: readers
+    see the old versions or the new ones, never a mix, and a crash leaves the old ones. Each table gets one
+    statement for the whole batch, so the triggers that keep the BM25 statistics and postings run once per
+    batch, with their writes sorted, instead of once per document."""
+    if not batch:
+        return
+    delete_documents(conn, collection_id, [doc.source for doc, _ in batch])
+    document_ids = conn.execute(
+        documents.insert().returning(documents.c.id, sort_by_parameter_order=True),
+        [{"collection_id": collection_id, "source": doc.source, "content_hash": doc.content_hash,
+          "metadata": doc.metadata} for doc, _ in batch],
+    ).scalars().all()
     chunk_ids = conn.execute(
         sa.text("SELECT nextval(pg_get_serial_sequence('chunks', 'id')) FROM generate_series(1, :n)"),
-        {"n": len(doc_chunks)},
+        {"n": sum(len(doc.chunks) for doc, _ in batch)},
     ).scalars().all()
+    next_id = iter(chunk_ids)
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy("COPY chunks (id, document_id, collection_id, ordinal, content, context, metadata) "
                      "FROM STDIN") as copy:
-        for ordinal, (chunk_id, chunk) in enumerate(zip(chunk_ids, doc_chunks, strict=True)):
-            copy.write_row((chunk_id, document_id, collection_id, ordinal, chunk.text, chunk.context,
-                            json.dumps({**metadata, **chunk.metadata})))
-    write_vectors(conn, space, chunk_ids, vectors)
-    return document_id
+        for (doc, _), document_id in zip(batch, document_ids, strict=True):
+            for ordinal, chunk in enumerate(doc.chunks):
+                copy.write_row((next(next_id), document_id, collection_id, ordinal, chunk.text, chunk.context,
+                                json.dumps({**doc.metadata, **chunk.metadata})))
+    write_vectors(conn, space, chunk_ids, [vector for _, vectors in batch for vector in vectors])
 
 
 def write_vectors(conn: sa.Connection, space: Space, chunk_ids: Sequence[int],
@@ -94,11 +100,13 @@ def document_id(conn: sa.Connection, collection_id: int, source: str) -> int | N
         documents.c.collection_id == collection_id, documents.c.source == source)).scalar()
 
 
-def delete_document(conn: sa.Connection, collection_id: int, source: str) -> bool:
-    deleted = conn.execute(
-        documents.delete().where(documents.c.collection_id == collection_id, documents.c.source == source)
-    )
-    return deleted.rowcount > 0
+def delete_documents(conn: sa.Connection, collection_id: int, sources: Sequence[str]) -> int:
+    """Delete the documents at these sources; returns how many there were. Their chunks go in one statement
+    (a cascade from ``documents`` would run the statistics triggers once per document)."""
+    ids = sa.select(documents.c.id).where(documents.c.collection_id == collection_id,
+                                          documents.c.source.in_(list(sources)))
+    conn.execute(chunks.delete().where(chunks.c.document_id.in_(ids)))
+    return conn.execute(documents.delete().where(documents.c.id.in_(ids))).rowcount
 
 
 def list_collections(conn: sa.Connection) -> list[dict[str, Any]]:

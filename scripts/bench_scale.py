@@ -1,0 +1,218 @@
+"""Scale benchmark: search latency per leg, database-side ingest rate and bytes per chunk at 10k / 100k / 1M chunks.
+
+    .venv/bin/python scripts/bench_scale.py [--sizes 10000,100000,1000000] [--data-dir DIR] [--out FILE]
+
+Text: synthetic chunks of 120-180 words made of whole sentences drawn (fixed seed per chunk) from the SciFact and
+NFCorpus abstracts in ../shared/data (read in place): a natural Zipfian vocabulary. Vectors: 384-d feature-hashed
+bags of words from scripts/openai_embeddings_server.py (VECTORS=hash) reached as ``openai:`` embeddings, so the
+encoder costs nearly nothing and ingest measures the database side. Queries: the first 200 SciFact claims, in
+process, warm, one at a time. The baseline of the lexical leg is measured in the same run: the same statement
+with ``lexical_depth=0`` (whole posting lists, exact BM25 over every chunk that has a query term), which also
+gives the overlap of the bounded leg's top 10 with the exact one.
+
+Each size is its own collection (``scale-10k`` ...). A run resumes a partly built collection: chunk ``i`` is a
+pure function of ``i``, and ingest skips sources already stored. Writes JSON (--out) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from langchain_core.documents import Document
+from rich.console import Console
+from rich.table import Table
+
+from pgrag.config import Settings
+from pgrag.kb import KnowledgeBase
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SPEC = "openai:hash-384"
+BATCH = 20_000  # documents per ingest call: progress is committed every embed batch within it
+LEGS = ("dense", "lexical", "hybrid")
+
+
+def sentence_pool() -> list[str]:
+    sentences = []
+    for name in ("scifact", "nfcorpus"):
+        with (DATA / name / "corpus.jsonl").open() as lines:
+            for line in lines:
+                text = json.loads(line)["text"]
+                sentences += [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 4]
+    return sentences
+
+
+def synthetic_chunk(i: int, pool: list[str]) -> str:
+    """120-180 words of whole sentences, the same for the same ``i`` on every run."""
+    rng = random.Random(i)
+    target, words, out = rng.randint(120, 180), 0, []
+    while words < target:
+        sentence = pool[rng.randrange(len(pool))]
+        out.append(sentence)
+        words += len(sentence.split())
+    return " ".join(out)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_embeddings_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "openai_embeddings_server.py"), str(port)],
+                              env={**os.environ, "VECTORS": "hash"})
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the embeddings server did not start")
+
+
+def stored_chunks(kb: KnowledgeBase, collection: str) -> int:
+    with kb.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT coalesce(max(chunk_count), 0) FROM collections WHERE name = :c"),
+                            {"c": collection}).scalar_one()
+
+
+def build(kb: KnowledgeBase, collection: str, size: int, pool: list[str], console: Console) -> dict:
+    """Ingest chunks up to ``size``; the rate is that of this run's writes, the last batch's rate is the rate
+    at (nearly) full size."""
+    start_count = stored_chunks(kb, collection)
+    batches = []
+    for first in range(start_count, size, BATCH):
+        last = min(size, first + BATCH)
+        docs = [Document(synthetic_chunk(i, pool), metadata={"source": f"syn-{i:07d}"}) for i in range(first, last)]
+        started = time.perf_counter()
+        report = kb.ingest_documents(docs, collection=collection, split=False)
+        seconds = time.perf_counter() - started
+        batches.append({"chunks": report.chunks, "seconds": round(seconds, 1),
+                        "chunks_per_second": round(report.chunks / seconds, 1)})
+        console.print(f"{collection}: {last:,} chunks, {report.chunks / seconds:,.0f} chunks/s")
+    written = sum(b["chunks"] for b in batches)
+    seconds = sum(b["seconds"] for b in batches)
+    return {"resumed_from": start_count, "written": written,
+            "chunks_per_second": round(written / seconds, 1) if seconds else None,
+            "last_batch_chunks_per_second": batches[-1]["chunks_per_second"] if batches else None,
+            "batches": batches}
+
+
+def latencies(kb: KnowledgeBase, collection: str, queries: list[str], mode: str) -> tuple[dict, list[list[int]]]:
+    for query in queries[:20]:  # warm the caches and the connection pool
+        kb.search_hits(query, collection=collection, mode=mode, k=10)
+    times, results = [], []
+    for query in queries:
+        started = time.perf_counter()
+        hits = kb.search_hits(query, collection=collection, mode=mode, k=10)
+        times.append((time.perf_counter() - started) * 1000)
+        results.append([hit.chunk_id for hit in hits])
+    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 0.95), 1),
+            "max_ms": round(max(times), 1)}, results
+
+
+def long_questions(queries: list[str]) -> list[str]:
+    """10+-term questions: two claims joined, as a RAG question with context reads."""
+    return [f"{a} {b}" for a, b in zip(queries[::2], queries[1::2])]
+
+
+def sizes(kb: KnowledgeBase) -> dict:
+    """Bytes of every table and index of the store, and per chunk stored (all collections together)."""
+    with kb.engine.connect() as conn:
+        chunks = conn.execute(sa.text("SELECT coalesce(sum(chunk_count), 0) FROM collections")).scalar_one()
+        rows = conn.execute(sa.text("""
+            SELECT c.relname, c.relkind, pg_relation_size(c.oid) + coalesce(pg_relation_size(c.reltoastrelid), 0)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') ORDER BY 3 DESC""")).all()
+    total = sum(r[2] for r in rows)
+    return {"relations": {name: size for name, _, size in rows if size > 1 << 20},
+            "total_bytes": total, "bytes_per_chunk": round(total / max(chunks, 1))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse to resume (default: a new temp dir)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "eval" / "scale.json")
+    args = parser.parse_args()
+    console = Console()
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="pgrag-scale-"))
+    pool = sentence_pool()
+    with (DATA / "scifact" / "queries.jsonl").open() as lines:
+        queries = [json.loads(line)["text"] for line, _ in zip(lines, range(args.queries))]
+    server, url = start_embeddings_server()
+    os.environ.update(OPENAI_BASE_URL=url, OPENAI_API_KEY="local-bench")
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["machine"] = f"{os.cpu_count()} cores"
+    try:
+        with KnowledgeBase.open(Settings(data_dir=data_dir, reranker="none"), embeddings=SPEC) as kb:
+            for size in (int(s) for s in args.sizes.split(",")):
+                name = f"scale-{size // 1000}k" if size < 1_000_000 else f"scale-{size // 1_000_000}m"
+                ingest = build(kb, name, size, pool, console)
+                if not ingest["written"] and name in results:  # already built: keep the rates measured then
+                    ingest = results[name]["ingest"]
+                entry = {"ingest": ingest}
+                chunks = stored_chunks(kb, name)
+                for leg in LEGS:
+                    entry[leg], found = latencies(kb, name, queries, leg)
+                    if leg == "lexical":
+                        bounded = found
+                entry["lexical_long_questions"], _ = latencies(kb, name, long_questions(queries), "lexical")
+                bounded_settings = kb.retrieval.settings
+                kb.retrieval.settings = bounded_settings.model_copy(update={"lexical_depth": 0})
+                try:
+                    entry["lexical_exact"], exact = latencies(kb, name, queries, "lexical")
+                    entry["lexical_exact_long_questions"], _ = latencies(kb, name, long_questions(queries), "lexical")
+                finally:
+                    kb.retrieval.settings = bounded_settings
+                entry["lexical_overlap_at_10_with_exact"] = round(statistics.mean(
+                    len(set(a) & set(b)) / max(len(b), 1) for a, b in zip(bounded, exact)), 4)
+                entry["chunks"] = chunks
+                entry["sizes"] = sizes(kb)
+                results[name] = entry
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=1) + "\n")
+                print_table(console, results)
+    finally:
+        server.terminate()
+    console.print(f"Wrote {args.out} (database in {data_dir})")
+
+
+def print_table(console: Console, results: dict) -> None:
+    table = Table("chunks", *[f"{leg} p50/p95 ms" for leg in (*LEGS, "lexical_exact", "lexical_long_questions")],
+                  "overlap@10", "ingest chunks/s", "bytes/chunk")
+    for name, entry in results.items():
+        if not isinstance(entry, dict) or "ingest" not in entry:
+            continue
+        table.add_row(f"{entry['chunks']:,}",
+                      *[f"{entry[leg]['p50_ms']} / {entry[leg]['p95_ms']}"
+                        for leg in (*LEGS, "lexical_exact", "lexical_long_questions")],
+                      str(entry["lexical_overlap_at_10_with_exact"]),
+                      str(entry["ingest"]["last_batch_chunks_per_second"]),
+                      f"{entry['sizes']['bytes_per_chunk']:,}")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
