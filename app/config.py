@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     min_relevance: float = Field(
         0.33, description="Retrieval health check: when the best passage's cosine similarity to the question is "
         "below this, ask says the knowledge base has no good answer. Calibrated in docs/eval/README.md.")
+    abstain_on_unseen_words: bool = Field(
+        True, description="ask answers 'the knowledge base does not say' without calling the model when the "
+        "question names a word that no passage contains (measured in docs/eval/answers.md).")
     expansion: Expansion = Field("none", description="Query expansion: none, prf, multi-query or hyde.")
     prf_docs: int = Field(5, gt=0, description="Pseudo-relevance feedback: top lexical results to learn from.")
     prf_terms: int = Field(10, gt=0, description="Pseudo-relevance feedback: terms added to the lexical query.")

@@ -46,7 +46,7 @@ class Answer:
     answer: str
     citations: list[dict[str, Any]]
     sources: list[Document]
-    retrieval: dict[str, Any]  # best_similarity, threshold, weak: the retrieval health check
+    retrieval: dict[str, Any]  # best_similarity, threshold, unseen_words, weak: the retrieval health check
     grounded: bool  # every sentence cites a source (or the answer abstains)
     abstained: bool  # the answer says the knowledge base does not contain it
     timings: dict[str, Any]  # retrieval_s, first_token_s, total_s, tokens, tokens_per_s
@@ -321,7 +321,9 @@ class KnowledgeBase:
         """The LCEL answer chain: ``{"question"}`` → the fields of ``Answer``; ``k`` sources go into the prompt
         (default ``answer_sources``)."""
         retriever_options["k"] = retriever_options.get("k") or self.settings.answer_sources
-        return build_answer_chain(self.retriever(**retriever_options), self.models.chat_model, self.settings)
+        collection = retriever_options.get("collection")
+        return build_answer_chain(self.retriever(**retriever_options), self.models.chat_model, self.settings,
+                                  unseen_words=lambda question: self.retrieval.unseen_words(question, collection))
 
     def ask(self, question: str, **retriever_options: Any) -> Answer:
         return Answer(**self.answer_chain(**retriever_options).invoke({"question": question}))

@@ -15,8 +15,13 @@ from pgrag.chains.rerank import CrossEncoderReranker
 from pgrag.config import Expansion, SearchMode, Settings
 from pgrag import validation
 from pgrag.db import spaces
-from pgrag.db.search import Hit, SearchParams, feedback_terms, search
+from pgrag.db.search import Hit, SearchParams, feedback_terms, search, unseen_words
 from pgrag.providers import Models
+
+
+# An unseen English word counts against a question when the collection is big enough to be expected to hold it
+# this many times (its tokens × the word's frequency in English).
+EXPECTED_OCCURRENCES = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,21 @@ class Retrieval:
             rewrites = rewrite_queries(self.models.chat_model, query, self.settings.multi_queries)
             return fuse_rankings([self.hits(q, **common) for q in [query, *rewrites]], self.settings.rrf_k, k)
         return self.hits(query, **common)
+
+    def unseen_words(self, query: str, collection: str | None = None) -> list[str]:
+        """The query's words that the collection never contains although, for its size, it would be expected
+        to: names and terms no English word list knows ("maxfail", "urllib3") in any collection, and English
+        words (by their frequency in English, from wordfreq) once the collection is large enough to hold them
+        at least once ("Flask" in a 1M-token manual, not "often" in three sentences). A question naming such a
+        word asks about something the knowledge base does not cover; a small chat model answers it anyway,
+        from memory (docs/eval/answers.md)."""
+        from wordfreq import word_frequency
+
+        with self.engine.begin() as conn:
+            words, tokens = unseen_words(conn, spaces.collection_id(conn, collection or self.settings.collection),
+                                         query)
+        return [word for word in words if (frequency := word_frequency(word, "en")) == 0
+                or tokens * frequency >= EXPECTED_OCCURRENCES]
 
     def reranker(self, top_n: int) -> CrossEncoderReranker | None:
         """The configured cross-encoder as a document compressor keeping ``top_n``, or None when it is off."""

@@ -86,6 +86,7 @@ class Citation(BaseModel):
 class RetrievalHealth(BaseModel):
     best_similarity: float | None
     threshold: float
+    unseen_words: list[str]
     weak: bool
 
 

@@ -71,11 +71,17 @@ def chars_per_source(settings: Settings, n_sources: int) -> int:
     return max(80, min(settings.answer_chars_per_source, room // max(n_sources, 1)))
 
 
-def no_answer(sources: list[Any], min_relevance: float) -> str:
+def no_answer(sources: list[Any], health: dict[str, Any]) -> str:
+    """What ``ask`` says instead of calling the model when retrieval is weak, and why."""
     if not sources:
         return "The knowledge base has no passages for this question; ingest documents first."
-    return (f"The knowledge base has no good answer to this question: its best passage has similarity "
-            f"{best_similarity(sources):.2f}, below the threshold {min_relevance:.2f} (PGRAG_MIN_RELEVANCE).")
+    if not health["unseen_words"]:
+        return (f"The knowledge base has no good answer to this question: its best passage has similarity "
+                f"{health['best_similarity']:.2f}, below the threshold {health['threshold']:.2f} "
+                "(PGRAG_MIN_RELEVANCE).")
+    named = ", ".join(repr(word) for word in health["unseen_words"])
+    return (f"The knowledge base does not say: no passage in it mentions {named} "
+            "(PGRAG_ABSTAIN_ON_UNSEEN_WORDS=false lets the model answer anyway).")
 
 
 @dataclass
@@ -104,21 +110,25 @@ class _Clock:
         }
 
 
-def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: Settings) -> Runnable:
-    """Input ``{"question": str}``; output the ``OUTPUT_KEYS``. Streams the answer. When retrieval is weak the
-    model is not called: an invented answer is worse than none."""
+def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: Settings,
+                       unseen_words: Callable[[str], list[str]] = lambda question: []) -> Runnable:
+    """Input ``{"question": str}``; output the ``OUTPUT_KEYS``. Streams the answer. When retrieval is weak (the
+    best passage is far from the question, or the question names words the knowledge base never contains:
+    ``unseen_words``) the model is not called: an invented answer is worse than none."""
     prompt = answer_prompt()
 
     def retrieval_health(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["clock"].retrieved = time.perf_counter()
         sources = inputs["sources"]
+        weak = is_weak(sources, settings.min_relevance)
+        unseen = unseen_words(inputs["question"]) if not weak and settings.abstain_on_unseen_words else []
+        inputs["clock"].retrieved = time.perf_counter()
         return {"best_similarity": best_similarity(sources), "threshold": settings.min_relevance,
-                "weak": is_weak(sources, settings.min_relevance)}
+                "unseen_words": unseen, "weak": weak or bool(unseen)}
 
     def generate(inputs: dict[str, Any]) -> Runnable | str:
         sources, clock = inputs["sources"], inputs["clock"]
         if inputs["retrieval"]["weak"]:
-            return no_answer(sources, settings.min_relevance)
+            return no_answer(sources, inputs["retrieval"])
         context = format_context(inputs["question"], sources, chars_per_source(settings, len(sources)))
         return (RunnableLambda(lambda _: {"question": inputs["question"], "context": context}) | prompt
                 | _model_for(llm, len(sources)) | StrOutputParser() | citation_filter(len(sources), clock.piece))

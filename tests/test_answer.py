@@ -58,6 +58,17 @@ def test_weak_retrieval_answers_that_there_is_no_good_answer(kb, ferry):
     assert not good.retrieval["weak"] and good.citations
 
 
+def test_a_question_naming_what_no_passage_mentions_is_not_answered(kb, ferry):
+    # Names no English word list knows count in any collection; a hyphenated word counts by its parts. Common
+    # English words ("often", "bicycles") are not expected in three sentences, so their absence says nothing.
+    assert kb.retrieval.unseen_words("How often does the Skerry-Kirrinmore ferry take bicycles?", ferry) == [
+        "Kirrinmore"]
+    answer = kb.ask("How much is a ticket for the Kirrinmore ferry?", collection=ferry, k=3)
+    assert answer.abstained and answer.retrieval["weak"] and answer.retrieval["unseen_words"] == ["Kirrinmore"]
+    assert "'Kirrinmore'" in answer.answer and answer.citations == [] and answer.timings["first_token_s"] is None
+    assert kb.retrieval.unseen_words("Where are the tickets for the ferry sold?", ferry) == []
+
+
 def test_invalid_citations_are_removed_and_uncited_sentences_found():
     assert clean_citations("a [1]. b [7]. c [1, 9].", 3) == "a [1]. b. c [1]."
     assert uncited_sentences("Cited [1]. Not cited. Also cited [2].") == ["Not cited."]

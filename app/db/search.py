@@ -222,3 +222,20 @@ def search(
         )
         for row in rows
     ]
+
+
+def unseen_words(conn: sa.Connection, collection_id: int, text: str) -> tuple[list[str], int]:
+    """The words of ``text`` (as the lexical leg parses them) that no chunk of the collection contains, in the
+    order they come, and the collection's size in (non-stop-word) tokens, which says how telling their absence
+    is. Parts of a hyphenated word count, the whole does not: "free-threaded" is unseen only if "free" or
+    "threaded" is."""
+    words = list(conn.execute(sa.text(f"""
+        SELECT d.token
+        FROM ts_debug('{TEXT_SEARCH_CONFIG}'::regconfig, :text) WITH ORDINALITY AS d
+        WHERE cardinality(d.lexemes) > 0 AND d.alias NOT IN ('asciihword', 'hword', 'numhword')
+          AND NOT EXISTS (SELECT 1 FROM lexeme_stats s
+                          WHERE s.collection_id = :collection_id AND s.lexeme = ANY(d.lexemes))
+        GROUP BY d.token
+        ORDER BY min(d.ordinality)"""), {"collection_id": collection_id, "text": text}).scalars())
+    tokens = conn.execute(sa.text("SELECT token_count FROM collections WHERE id = :id"), {"id": collection_id})
+    return words, int(tokens.scalar_one())
