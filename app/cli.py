@@ -286,21 +286,25 @@ HoldoutOption = Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of 
 SeedOption = Annotated[int, typer.Option(help="Seed of the holdout split, negatives and training.")]
 NegativesOption = Annotated[int, typer.Option(min=1, help="Hard negatives per example, mined by hybrid search.")]
 StepsOption = Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")]
+RerankerOut = Annotated[Optional[Path], typer.Option(
+    help="Where to save the model (default: data_dir/models/reranker, which PGRAG_RERANKER=auto uses).")]
+ValidationOption = Annotated[float, typer.Option(
+    min=0.01, max=0.5, help="Fraction of the training queries kept to choose the blend weight.")]
+BatchOption = Annotated[int, typer.Option(min=1)]
+
+
 @app.command("train-reranker")
 def train_reranker(
     dataset_dir: DatasetArgument,
-    out: Annotated[Optional[Path], typer.Option(help="Where to save the model (default: data_dir/models/reranker).")]
-    = None,
+    out: RerankerOut = None,
     split: SplitOption = None,
     holdout: HoldoutOption = 0.25,
-    validation: Annotated[float, typer.Option(
-        min=0.01, max=0.5, help="Fraction of the training queries kept to choose the blend weight.")]
-    = 0.15,
+    validation: ValidationOption = 0.15,
     seed: SeedOption = 13,
     negatives: NegativesOption = 3,
     in_batch_negatives: Annotated[int, typer.Option(min=0, help="Other queries' passages added per example.")] = 3,
     epochs: Annotated[float, typer.Option(min=0)] = 2.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    batch_size: BatchOption = 16,
     learning_rate: Annotated[float, typer.Option()] = 3e-4,
     max_length: Annotated[int, typer.Option(min=32, help="Tokens of query + passage the model reads.")] = 128,
     max_steps: StepsOption = None,
@@ -310,22 +314,64 @@ def train_reranker(
     and choose on validation queries how much its order counts against the hybrid order.
 
     Evaluate with `pgrag eval DATASET --queries OUT/heldout_queries.txt` and PGRAG_RERANKER=huggingface:OUT."""
+    with _training_data(dataset_dir, split, holdout, validation, seed, negatives, collection) as data:
+        _fit_reranker(data, out, seed=seed, in_batch_negatives=in_batch_negatives, epochs=epochs,
+                      batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, max_steps=max_steps,
+                      dataset=str(dataset_dir), holdout=holdout, validation=validation)
+
+
+@app.command()
+def tune(
+    collection: CollectionOption = None,
+    sample: Annotated[int, typer.Option(min=10, help="Chunks the chat model writes a question for.")] = 600,
+    chat_model: Annotated[Optional[str], typer.Option(help="Writes the questions (default: PGRAG_CHAT_MODEL).")]
+    = None,
+    out: RerankerOut = None,
+    validation: ValidationOption = 0.15,
+    seed: SeedOption = 13,
+    negatives: NegativesOption = 3,
+    batch_size: BatchOption = 16,
+    max_steps: StepsOption = None,
+) -> None:
+    """Adapt the reranker to a collection without any labels: the offline chat model writes a question for each
+    of a sample of its chunks, pgrag mines hard negatives, and a cross-encoder is fine-tuned as train-reranker
+    does. Questions are saved as they are written (OUT/questions.jsonl): an interrupted run resumes."""
+    from pgrag.tuning import tuning_data, write_questions
+
+    overrides = {"chat_model": chat_model} if chat_model else {}
+    with knowledge_base(**overrides) as kb:
+        name = collection or kb.settings.collection
+        kb.require_collection(name)
+        target = out or kb.settings.models_dir / "reranker"
+        with _progress() as progress:
+            task = progress.add_task(f"Writing questions ({kb.settings.chat_model})", total=sample, chunks=0)
+            rows = write_questions(kb, kb.models.chat_model, name, target, sample=sample, seed=seed,
+                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        with console.status(f"Mining hard negatives for {len(rows)} questions"):
+            data = tuning_data(kb, name, rows, validation=validation, seed=seed, negatives=negatives)
+        _fit_reranker(data, target, seed=seed, batch_size=batch_size, max_steps=max_steps, collection=name,
+                      synthetic_questions=len(rows), chat_model=kb.settings.chat_model, validation=validation)
+
+
+def _fit_reranker(data: TrainingData, out: Path | None, *, seed: int, batch_size: int, max_steps: int | None,
+                  in_batch_negatives: int = 3, epochs: float = 2.0, learning_rate: float = 3e-4, max_length: int = 128,
+                  **record: Any) -> None:
+    """Train the cross-encoder on the examples, choose the blend weight on the validation queries, and save the
+    model with its training record (the defaults are train-reranker's)."""
     from pgrag.training import TrainingReport, choose_blend_weight, train_model, write_record
 
-    with _training_data(dataset_dir, split, holdout, validation, seed, negatives, collection) as data:
-        target = out or data.kb.settings.models_dir / "reranker"
-        with console.status(f"Training on {len(data.examples)} examples (CPU)"):
-            steps, seconds = train_model(
-                "cross-encoder", data.examples, target, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, max_steps=max_steps, seed=seed, in_batch_negatives=in_batch_negatives,
-                max_length=max_length)
-        validation_ids = data.query_ids["validation"]
-        with console.status(f"Choosing the blend weight on {len(validation_ids)} validation queries"):
-            weight, ndcg = choose_blend_weight(data.kb, data.dataset, data.collection, validation_ids, target)
+    target = out or data.kb.settings.models_dir / "reranker"
+    with console.status(f"Training on {len(data.examples)} examples (CPU)"):
+        steps, seconds = train_model(
+            "cross-encoder", data.examples, target, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, max_steps=max_steps, seed=seed, in_batch_negatives=in_batch_negatives,
+            max_length=max_length)
+    validation_ids = data.query_ids["validation"]
+    with console.status(f"Choosing the blend weight on {len(validation_ids)} validation queries"):
+        weight, ndcg = choose_blend_weight(data.kb, data.dataset, data.collection, validation_ids, target)
     data.save_query_ids(target)
     report = TrainingReport(len(data.examples), steps, seconds, weight, ndcg)
-    write_record(target, report, dataset=str(dataset_dir), holdout=holdout, validation=validation, seed=seed,
-                 learning_rate=learning_rate, epochs=epochs)
+    write_record(target, report, seed=seed, learning_rate=learning_rate, epochs=epochs, **record)
     table = ", ".join(f"{label} {value:.4f}" for label, value in ndcg.items())
     chosen = "the cross-encoder alone" if weight is None else f"weight {weight:g}"
     console.print(f"Trained on {len(data.examples)} examples: {steps} steps in {seconds:.0f}s. Validation nDCG@10 "

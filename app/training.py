@@ -34,6 +34,8 @@ BLEND_WEIGHTS: tuple[float | None, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, None)
 
 # Share of the training queries train-reranker validates on; train-embeddings keeps the same split.
 VALIDATION_FRACTION = 0.15
+# Hybrid results per training query that hard negatives are drawn from.
+MINING_DEPTH = 30
 
 Example = tuple[str, ...]  # (query, relevant passage, hard negative, ...)
 
@@ -60,7 +62,10 @@ def prepare(kb: KnowledgeBase, dataset: BeirDataset, collection: str, *, holdout
     """Split the queries (held out, validation, train) and mine the training examples from the ingested corpus."""
     train_ids, heldout_ids = split_queries(list(dataset.queries), holdout, seed)
     fit_ids, validation_ids = split_queries(train_ids, validation, seed)
-    examples = mine_examples(kb, dataset, collection, fit_ids, negatives, depth=30, seed=seed)
+    judged = [(dataset.queries[qid], set(dataset.qrels[qid]),
+               [_passage(dataset, doc_id) for doc_id in dataset.qrels[qid] if doc_id in dataset.corpus])
+              for qid in fit_ids]
+    examples = mine_examples(kb, collection, judged, negatives, depth=MINING_DEPTH, seed=seed)
     if not examples:
         raise InvalidInput(f"No training examples: no query in {dataset.name} has a judged passage and {negatives} "
                            "unjudged ones to contrast it with. Lower --negatives or use a larger corpus.")
@@ -77,21 +82,18 @@ class TrainingReport:
     validation_ndcg: dict[str, float]
 
 
-def mine_examples(kb: KnowledgeBase, dataset: BeirDataset, collection: str, query_ids: list[str], negatives: int,
-                  depth: int, seed: int) -> list[Example]:
-    """One example per judged passage: (query, passage, ``negatives`` unjudged passages drawn from the top
-    ``depth`` of pgrag's hybrid search for that query)."""
+def mine_examples(kb: KnowledgeBase, collection: str, queries: list[tuple[str, set[str], list[str]]],
+                  negatives: int, depth: int, seed: int) -> list[Example]:
+    """One example per positive passage of each (query, relevant sources, positive passages): the query, the
+    passage, and ``negatives`` passages from other sources drawn from the top ``depth`` of pgrag's hybrid
+    search for that query. A query with too few such passages gives none."""
     rng = random.Random(seed)
     retriever = kb.retriever(collection=collection, k=depth, mode="hybrid", rerank=False)
     examples: list[Example] = []
-    for qid in query_ids:
-        query, relevant = dataset.queries[qid], dataset.qrels[qid]
+    for query, relevant, positives in queries:
         hard = [doc.page_content for doc in retriever.invoke(query) if doc.metadata["source"] not in relevant]
-        if len(hard) < negatives:
-            continue
-        for doc_id in relevant:
-            if doc_id in dataset.corpus:
-                examples.append((query, _passage(dataset, doc_id), *rng.sample(hard, negatives)))
+        if len(hard) >= negatives:
+            examples.extend((query, positive, *rng.sample(hard, negatives)) for positive in positives)
     return examples
 
 
@@ -167,7 +169,7 @@ def choose_blend_weight(kb: KnowledgeBase, dataset: BeirDataset, collection: str
     for weight in BLEND_WEIGHTS:
         run = {}
         for qid, docs, scores in scored:
-            ranking = blend(docs, scores, weight, kb.settings.rrf_k)
+            ranking = list(dict.fromkeys(blend(docs, scores, weight, kb.settings.rrf_k)))  # a source at its best chunk
             run[qid] = {doc: float(len(ranking) - rank) for rank, doc in enumerate(ranking)} or {"__none__": 0.0}
         results[_label(weight)] = score(qrels, run, _label(weight))["ndcg@10"]
     best = max(BLEND_WEIGHTS, key=lambda weight: results[_label(weight)])

@@ -122,3 +122,25 @@ def test_train_embeddings_then_embed_with_them(tiny_beir, tmp_path, cli_env, mon
 
     vector = load_embeddings(EmbeddingSpec.parse(f"huggingface:{out}"), settings).embed_query("bees and flowers")
     assert len(vector) == 384
+
+
+def test_tune_writes_questions_resumes_and_trains_without_labels(corpus_kb, tiny_beir, tmp_path, cli_env,
+                                                                  monkeypatch):
+    monkeypatch.setenv("PGRAG_DATA_DIR", cli_env["PGRAG_DATA_DIR"])
+    corpus_kb.ingest_documents(load_beir(tiny_beir).documents(), collection="tiny-tune")
+    out = tmp_path / "tuned"
+    args = ["tune", "-c", "tiny-tune", "--sample", "10", "--out", str(out), "--max-steps", "2", "--batch-size", "4",
+            "--negatives", "2", "--validation", "0.3", "--chat-model", "llamacpp:qwen2.5-0.5b"]
+    # The tiny corpus's passages are one sentence; the sample takes chunks of 200+ characters, so lower it.
+    monkeypatch.setattr("pgrag.tuning.MIN_CHUNK_CHARS", 60)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and sum(row["question"] is not None for row in rows) >= 6
+    assert all(row["question"].endswith("?") for row in rows if row["question"])
+    record = json.loads((out / "pgrag-reranker.json").read_text())
+    assert record["synthetic_questions"] >= 6 and record["blend_weight"] in BLEND_WEIGHTS
+    # A second run finds every question written: nothing is asked again, nothing appended.
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len((out / "questions.jsonl").read_text().splitlines()) == 10

@@ -146,3 +146,14 @@ def vectors(conn: sa.Connection, space: Space, chunk_ids: Sequence[int]) -> dict
         f"SELECT chunk_id, {space.column}::text AS vector FROM chunk_embeddings "  # a fixed column name
         "WHERE space_id = :space_id AND chunk_id = ANY(:ids)"), {"space_id": space.id, "ids": list(chunk_ids)})
     return {row.chunk_id: Vector.from_text(row.vector).to_list() for row in rows}
+
+
+def sample_chunks(conn: sa.Connection, collection_id: int, n: int, seed: int, min_chars: int) -> list[dict[str, Any]]:
+    """``n`` chunks of at least ``min_chars`` characters, the same ones for the same seed (and a larger ``n``
+    extends a smaller one's sample): ordered by a hash of the chunk id and the seed."""
+    return [dict(row) for row in conn.execute(sa.text("""
+        SELECT c.id AS chunk_id, d.source, c.content
+        FROM chunks c JOIN documents d ON d.id = c.document_id
+        WHERE c.collection_id = :collection_id AND length(c.content) >= :min_chars
+        ORDER BY md5(c.id::text || ':' || :seed), c.id
+        LIMIT :n"""), {"collection_id": collection_id, "n": n, "seed": str(seed), "min_chars": min_chars}).mappings()]
