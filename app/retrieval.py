@@ -62,14 +62,17 @@ class Retrieval:
         name = collection or self.settings.collection
         validation.text(query, "query")
         params = self.params(mode, k, filter)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             space = spaces.active_space(conn, spaces.collection_id(conn, name))
-            if space is None:
-                return []
-            vector = None
-            if params.mode != "lexical":
-                spaces.check_matches(space, self.models.embedding_spec, name)
-                vector = self.models.embeddings.for_space(space.dimension).embed_query(dense_text or query)
+        if space is None:
+            return []
+        vector = None
+        if params.mode != "lexical":
+            spaces.check_matches(space, self.models.embedding_spec, name)
+            # Encoded with no connection held: under load, encoding is the slow part, and a connection held
+            # through it starved 50 concurrent searches of the pool (scripts/bench_server.py).
+            vector = self.models.embeddings.for_space(space.dimension).embed_query(dense_text or query)
+        with self.engine.begin() as conn:
             if feedback and params.mode != "dense":
                 first = search(conn, space, query, None, replace(params, mode="lexical", k=self.settings.prf_docs))
                 terms = feedback_terms(conn, space.collection_id, [hit.chunk_id for hit in first],

@@ -145,3 +145,29 @@ def test_bounded_lexical_leg_scores_its_candidates_exactly(kb, planted):
     shallow = hits(2)
     assert hits(kb.settings.lexical_depth) == hits(0)
     assert shallow and all(score == pytest.approx(every_match[chunk_id]) for chunk_id, score in shallow.items())
+
+
+def test_a_search_holds_no_connection_while_it_encodes_the_query(settings, kb, collection):
+    """Under load, encoding is the slow part: a connection held through it starved 50 concurrent searches of the
+    pool (QueuePool timeouts). The real encoder, watched: no connection is checked out while it runs."""
+    from langchain_core.embeddings import Embeddings
+
+    from pgrag.kb import KnowledgeBase
+
+    encoder = kb.models.embeddings.for_space(384)
+
+    class Watched(Embeddings):
+        held: list[int] = []
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return encoder.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            Watched.held.append(watched.engine.pool.checkedout())
+            return encoder.embed_query(text)
+
+    with KnowledgeBase(settings, embeddings=Watched()) as watched:
+        watched.ingest_documents([Document(t, metadata={"source": f"d{i}"}) for i, t in enumerate(DISTRACTORS[:3])],
+                                 collection=collection)
+        assert watched.search("glaciers and valleys", collection=collection, k=1)
+    assert Watched.held == [0]
