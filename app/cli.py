@@ -346,7 +346,8 @@ def tune(
         with _progress() as progress:
             task = progress.add_task(f"Writing questions ({kb.settings.chat_model})", total=sample, chunks=0)
             rows = write_questions(kb, kb.models.chat_model, name, target, sample=sample, seed=seed,
-                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total,
+                                                                                   chunks=done))
         with console.status(f"Mining hard negatives for {len(rows)} questions"):
             data = tuning_data(kb, name, rows, validation=validation, seed=seed, negatives=negatives)
         _fit_reranker(data, target, seed=seed, batch_size=batch_size, max_steps=max_steps, collection=name,

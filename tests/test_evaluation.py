@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from langchain_core.documents import Document
 from typer.testing import CliRunner
 
 from pgrag.cli import app
@@ -124,15 +125,15 @@ def test_train_embeddings_then_embed_with_them(tiny_beir, tmp_path, cli_env, mon
     assert len(vector) == 384
 
 
-def test_tune_writes_questions_resumes_and_trains_without_labels(corpus_kb, tiny_beir, tmp_path, cli_env,
-                                                                  monkeypatch):
+def test_tune_writes_questions_resumes_and_trains_without_labels(corpus_kb, tmp_path, cli_env, monkeypatch):
     monkeypatch.setenv("PGRAG_DATA_DIR", cli_env["PGRAG_DATA_DIR"])
-    corpus_kb.ingest_documents(load_beir(tiny_beir).documents(), collection="tiny-tune")
+    # Passages of three sentences: the sample takes chunks long enough to answer a question on their own.
+    passages = [" ".join(DISTRACTORS[i:i + 3]) for i in range(0, 30, 3)]
+    corpus_kb.ingest_documents([Document(text, metadata={"source": f"p{i}"}) for i, text in enumerate(passages)],
+                               collection="tiny-tune")
     out = tmp_path / "tuned"
     args = ["tune", "-c", "tiny-tune", "--sample", "10", "--out", str(out), "--max-steps", "2", "--batch-size", "4",
             "--negatives", "2", "--validation", "0.3", "--chat-model", "llamacpp:qwen2.5-0.5b"]
-    # The tiny corpus's passages are one sentence; the sample takes chunks of 200+ characters, so lower it.
-    monkeypatch.setattr("pgrag.tuning.MIN_CHUNK_CHARS", 60)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
