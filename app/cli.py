@@ -374,7 +374,8 @@ def _fit_reranker(data: TrainingData, out: Path | None, *, seed: int, batch_size
     report = TrainingReport(len(data.examples), steps, seconds, weight, ndcg)
     write_record(target, report, seed=seed, learning_rate=learning_rate, epochs=epochs, **record)
     table = ", ".join(f"{label} {value:.4f}" for label, value in ndcg.items())
-    chosen = "the cross-encoder alone" if weight is None else f"weight {weight:g}"
+    chosen = ("the cross-encoder alone" if weight is None else "weight 0: the hybrid order alone, since the model "
+              "did not improve on it, so reranking with it changes nothing" if weight == 0 else f"weight {weight:g}")
     console.print(f"Trained on {len(data.examples)} examples: {steps} steps in {seconds:.0f}s. Validation nDCG@10 "
                   f"by blend weight: {table}; chose {chosen}. Saved to {target}.")
 
