@@ -97,15 +97,18 @@ def assert_statistics_exact(kb: KnowledgeBase, collection: str) -> None:
             "SELECT l, count(*) FROM chunks ch JOIN collections c ON c.id = ch.collection_id, "
             "unnest(tsvector_to_array(ch.tsv)) l WHERE c.name = :c GROUP BY l"), by_name).all())
         postings = conn.execute(sa.text(
-            "SELECT s.lexeme, p.chunk_id, p.tf FROM chunk_postings p JOIN lexeme_stats s ON s.id = p.term_id "
-            "JOIN collections c ON c.id = s.collection_id WHERE c.name = :c ORDER BY 1, 2"), by_name).all()
+            "SELECT s.lexeme, x.id, b.bucket, b.block FROM posting_blocks b JOIN lexeme_stats s ON s.id = b.term_id "
+            "JOIN collections c ON c.id = s.collection_id, unnest(b.chunk_ids) x(id) WHERE c.name = :c "
+            "ORDER BY 1, 2"), by_name).all()
         recomputed_postings = conn.execute(sa.text(
-            "SELECT u.lexeme, ch.id, array_length(u.positions, 1) FROM chunks ch "
-            "JOIN collections c ON c.id = ch.collection_id, unnest(ch.tsv) u WHERE c.name = :c ORDER BY 1, 2"),
-            by_name).all()
+            "SELECT u.lexeme, ch.id, pgrag_impact_bucket(coalesce(array_length(u.positions, 1), 1), ch.token_count, "
+            "c.impact_avgdl), ch.id >> 12 FROM chunks ch JOIN collections c ON c.id = ch.collection_id, "
+            "unnest(ch.tsv) u WHERE c.name = :c ORDER BY 1, 2"), by_name).all()
         orphans = conn.execute(sa.text(
-            "SELECT count(*) FROM chunk_postings p WHERE NOT EXISTS (SELECT FROM chunks ch WHERE ch.id = p.chunk_id) "
-            "OR NOT EXISTS (SELECT FROM lexeme_stats s WHERE s.id = p.term_id)")).scalar_one()
+            "SELECT count(*) FROM posting_blocks b, unnest(b.chunk_ids) x(id) "
+            "WHERE NOT EXISTS (SELECT FROM chunks ch WHERE ch.id = x.id) "
+            "OR NOT EXISTS (SELECT FROM lexeme_stats s WHERE s.id = b.term_id) OR cardinality(b.chunk_ids) = 0"
+        )).scalar_one()
         totals = conn.execute(sa.text(
             "SELECT c.chunk_count, c.token_count, count(ch.id), coalesce(sum(ch.token_count), 0) FROM collections c "
             "LEFT JOIN chunks ch ON ch.collection_id = c.id WHERE c.name = :c GROUP BY c.id"), by_name).one()

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from pgrag.db import engine as db_engine
 
 TABLES = {"collections", "embedding_spaces", "documents", "chunks", "chunk_embeddings", "lexeme_stats",
-          "chunk_postings"}
+          "posting_blocks"}
 
 
 def test_upgrade_downgrade_upgrade(kb):
@@ -29,8 +29,8 @@ def test_upgrade_downgrade_upgrade(kb):
             conn.execute(sa.text("DROP DATABASE pgrag_migration_test WITH (FORCE)"))
 
 
-def test_impact_postings_migration_carries_stored_chunks(kb):
-    """0008 rebuilds the postings of chunks stored before it, numbered by term, with their impacts."""
+def test_postings_migrations_carry_stored_chunks(kb):
+    """0008 and 0009 rebuild the postings of chunks stored before them: numbered by term, in impact buckets."""
     with kb.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("DROP DATABASE IF EXISTS pgrag_migration_data"))
         conn.execute(sa.text("CREATE DATABASE pgrag_migration_data"))
@@ -46,10 +46,12 @@ def test_impact_postings_migration_carries_stored_chunks(kb):
         db_engine.upgrade(scratch)
         with scratch.connect() as conn:
             postings = conn.execute(sa.text(
-                "SELECT s.lexeme, p.tf, p.impact > 0 FROM chunk_postings p JOIN lexeme_stats s ON s.id = p.term_id "
-                "ORDER BY p.chunk_id, s.lexeme")).all()
-        assert postings == [("bee", 1, True), ("honey", 2, True), ("keep", 1, True), ("make", 1, True),
-                            ("honey", 1, True), ("make", 1, True), ("wasp", 1, True)]
+                "SELECT s.lexeme, ch.ordinal, b.bucket FROM posting_blocks b JOIN lexeme_stats s ON s.id = b.term_id, "
+                "unnest(b.chunk_ids) x(id) JOIN chunks ch ON ch.id = x.id ORDER BY 1, 2")).all()
+        assert [(lexeme, ordinal) for lexeme, ordinal, _ in postings] == [
+            ("bee", 0), ("honey", 0), ("honey", 1), ("keep", 0), ("make", 0), ("make", 1), ("wasp", 1)]
+        bucket = {(lexeme, ordinal): bucket for lexeme, ordinal, bucket in postings}
+        assert bucket["honey", 0] > bucket["make", 0] > 0  # said twice: a higher impact
     finally:
         scratch.dispose()
         with kb.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -6,7 +6,7 @@ cast to its dimension (see ``app.db.spaces``), so one table holds vectors of sev
 
 import sqlalchemy as sa
 from pgvector.sqlalchemy import HALFVEC, Vector
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 # Stemming and stop words for full-text search; fixed because it is baked into a generated column.
 TEXT_SEARCH_CONFIG = "english"
@@ -21,6 +21,8 @@ collections = sa.Table(
     # BM25 statistics, kept current by the chunks_bm25_stats triggers.
     sa.Column("chunk_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("token_count", sa.BigInteger, nullable=False, server_default="0"),
+    # The average length posting impacts are bucketed with, frozen at the first write (migration 0009).
+    sa.Column("impact_avgdl", sa.REAL, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
@@ -105,14 +107,14 @@ lexeme_stats = sa.Table(
     sa.Column("id", sa.Integer, sa.Identity(always=True), nullable=False, unique=True),  # the term's number
 )
 
-chunk_postings = sa.Table(
-    "chunk_postings",
+posting_blocks = sa.Table(
+    "posting_blocks",
     metadata,
-    # The inverted index BM25 reads (migration 0008): a term's postings, best BM25 impact first.
+    # The inverted index BM25 reads (migration 0009): a term's chunk ids grouped by quantised BM25 impact and by
+    # range of ids, read best bucket first.
     sa.Column("term_id", sa.Integer, nullable=False),  # lexeme_stats.id
-    sa.Column("impact", sa.REAL, nullable=False),
-    sa.Column("chunk_id", sa.BigInteger, nullable=False),
-    sa.Column("tf", sa.Integer, nullable=False),
-    sa.PrimaryKeyConstraint("chunk_id", "term_id", postgresql_include=["tf"]),
-    sa.Index("chunk_postings_impact", "term_id", sa.text("impact DESC"), postgresql_include=["chunk_id"]),
+    sa.Column("bucket", sa.SmallInteger, nullable=False),
+    sa.Column("block", sa.Integer, nullable=False),
+    sa.Column("chunk_ids", ARRAY(sa.BigInteger), nullable=False),
+    sa.Index("posting_blocks_key", "term_id", sa.text("bucket DESC"), "block", unique=True),
 )

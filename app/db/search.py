@@ -2,11 +2,11 @@
 and fuses them with weighted reciprocal rank fusion.
 
 Postgres has no BM25 and ``ts_rank`` has no IDF, so BM25 is computed here from the postings, document
-frequencies and lengths that the chunks triggers keep current (migrations 0001 and 0008). The lexical leg reads
-each query term's ``lexical_depth`` postings of highest BM25 impact (an index-only range scan, whatever the
-length of the list), pools the chunks with the best sum of impacts, and scores the pool exactly: a
-champion-list scheme, because an exact top-k over whole posting lists grows with the corpus (ms per 10k
-chunks). With a metadata filter the best postings may all be filtered out, so filtered searches read whole
+frequencies and lengths that the chunks triggers keep current (migrations 0001 and 0009). The lexical leg reads
+each query term's ``lexical_depth`` postings of highest BM25 impact (a range scan of its posting blocks, best
+impact bucket first, whatever the length of the list), pools the chunks with the best sum of impacts, and scores
+the pool exactly: a champion-list scheme, because an exact top-k over whole posting lists grows with the corpus
+(ms per 10k chunks). With a metadata filter the best postings may all be filtered out, so filtered searches read whole
 lists. A mode that leaves a leg out swaps it for an empty relation, so every mode runs through the same
 statement shape.
 """
@@ -78,30 +78,32 @@ query_terms AS (
   SELECT lexeme, CAST(:feedback_weight AS float8) FROM unnest(CAST(:feedback_terms AS text[])) AS lexeme
 ),
 terms AS (
-  SELECT s.id, max(q.weight) * ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
+  SELECT s.id, s.lexeme, max(q.weight) * ln(1 + (stats.n - s.doc_freq + 0.5) / (s.doc_freq + 0.5)) AS idf
   FROM lexeme_stats s JOIN query_terms q ON q.lexeme = s.lexeme, stats
   WHERE s.collection_id = :collection_id
-  GROUP BY s.id, s.doc_freq, stats.n
+  GROUP BY s.id, s.lexeme, s.doc_freq, stats.n
 ),
 pool AS MATERIALIZED (
   SELECT p.chunk_id
   FROM terms t CROSS JOIN LATERAL (
-    SELECT chunk_id, impact FROM chunk_postings WHERE term_id = t.id ORDER BY impact DESC LIMIT :depth
+    -- The term's blocks in index order, best impact bucket first; LIMIT stops the scan after :depth postings.
+    SELECT x.chunk_id, b.bucket FROM posting_blocks b CROSS JOIN LATERAL unnest(b.chunk_ids) AS x(chunk_id)
+    WHERE b.term_id = t.id ORDER BY b.bucket DESC LIMIT :depth
   ) p {filter_join}
   GROUP BY p.chunk_id
-  ORDER BY sum(t.idf * p.impact) DESC, p.chunk_id
+  ORDER BY sum(t.idf * (p.bucket + 0.5)) DESC, p.chunk_id
   LIMIT :pool
 ),
 lexical AS (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
   FROM (
+    -- Exact BM25 of the pool: term frequencies from the chunk's own tsvector.
     SELECT pool.chunk_id,
-           sum(t.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
+           sum(t.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
     FROM pool
     JOIN chunks c ON c.id = pool.chunk_id
-    CROSS JOIN terms t
-    -- One index probe per (chunk, term); LIMIT 1 keeps the planner from reading every posting of the chunk.
-    CROSS JOIN LATERAL (SELECT tf FROM chunk_postings WHERE chunk_id = pool.chunk_id AND term_id = t.id LIMIT 1) p
+    CROSS JOIN LATERAL (SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS tf FROM unnest(c.tsv)) u
+    JOIN terms t ON t.lexeme = u.lexeme
     CROSS JOIN stats
     GROUP BY pool.chunk_id
     ORDER BY score DESC, pool.chunk_id

@@ -28,7 +28,7 @@ class ChunkText(Protocol):
 
 def analyze(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.text("ANALYZE chunks, chunk_postings, chunk_embeddings, lexeme_stats"))
+        conn.execute(sa.text("ANALYZE chunks, posting_blocks, chunk_embeddings, lexeme_stats"))
 
 
 def lock_collection(conn: sa.Connection, collection_id: int) -> None:
