@@ -90,7 +90,9 @@ def ingest(
         errors.print(f"[yellow]Skipped[/yellow] {name}: {reason}")
     if report.failed:
         errors.print(f"Readers' warnings about these files are in {kb.settings.log_file}")
-    if report.duplicates:
+    if report.duplicates is None:
+        console.print("Near-duplicates were not checked for a bulk load; `pgrag duplicates` lists them.")
+    elif report.duplicates:
         first = report.duplicates[0]
         console.print(f"[yellow]{len(report.duplicates)} new chunk(s) nearly duplicate another document's[/yellow] "
                       f"(similarity >= {kb.settings.duplicate_threshold}), e.g. {first['source_a']} ~ "

@@ -91,18 +91,22 @@ pool AS MATERIALIZED (
     WHERE b.term_id = t.id ORDER BY b.bucket DESC LIMIT :depth
   ) p {filter_join}
   GROUP BY p.chunk_id
-  ORDER BY sum(t.idf * (p.bucket + 0.5)) DESC, p.chunk_id
+  ORDER BY sum(t.idf * (p.bucket + 0.5::float8)) DESC, p.chunk_id
   LIMIT :pool
 ),
 lexical AS (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
   FROM (
-    -- Exact BM25 of the pool: term frequencies from the chunk's own tsvector.
+    -- Exact BM25 of the pool: term frequencies from the chunk's own tsvector, cut down to the query's terms
+    -- (marked with weight A, then filtered: C functions, rather than unnesting every term of every chunk).
     SELECT pool.chunk_id,
            sum(t.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
     FROM pool
     JOIN chunks c ON c.id = pool.chunk_id
-    CROSS JOIN LATERAL (SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS tf FROM unnest(c.tsv)) u
+    CROSS JOIN LATERAL (
+      SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS tf
+      FROM unnest(ts_filter(setweight(c.tsv, 'A', (SELECT array_agg(lexeme) FROM terms)), '{{a}}'))
+    ) u
     JOIN terms t ON t.lexeme = u.lexeme
     CROSS JOIN stats
     GROUP BY pool.chunk_id

@@ -14,6 +14,8 @@ from pgrag.specs import EmbeddingSpec
 
 # pgvector's HNSW indexes vectors up to 2000 dimensions; larger ones are indexed through a halfvec cast.
 MAX_VECTOR_INDEX_DIM = 2000
+# Memory for an HNSW build: a graph that does not fit is built on disk, much more slowly (1M 384-d vectors ~ 2 GB).
+INDEX_BUILD_MEMORY = "1GB"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def active_space(conn: sa.Connection, collection: int) -> Space | None:
 
 
 def create_space(conn: sa.Connection, collection: int, spec: EmbeddingSpec, dimension: int, status: str,
-                 storage: str = "vector") -> Space:
+                 storage: str = "vector", *, index: bool = True) -> Space:
+    """A new space, with its HNSW index unless ``index=False`` (a bulk load builds it afterwards)."""
     row = conn.execute(
         embedding_spaces.insert()
         .values(collection_id=collection, provider=spec.provider, model=spec.model, dimension=dimension,
@@ -89,13 +92,38 @@ def create_space(conn: sa.Connection, collection: int, spec: EmbeddingSpec, dime
         .returning(embedding_spaces)
     ).mappings().one()
     space = _space(row)
+    if index:
+        conn.execute(sa.text(_index_ddl(space, "")))
+    return space
+
+
+def _index_ddl(space: Space, concurrently: str) -> str:
     opclass = "halfvec_cosine_ops" if space.vector_cast.startswith("halfvec") else "vector_cosine_ops"
     # Identifiers and the dimension come from integers and fixed names above, never from user text.
-    conn.execute(sa.text(
-        f"CREATE INDEX {space.index_name} ON chunk_embeddings USING hnsw "
-        f"(({space.column}::{space.vector_cast}) {opclass}) WHERE space_id = {int(space.id)}"
-    ))
-    return space
+    return (f"CREATE INDEX {concurrently} IF NOT EXISTS {space.index_name} ON chunk_embeddings USING hnsw "
+            f"(({space.column}::{space.vector_cast}) {opclass}) WHERE space_id = {int(space.id)}")
+
+
+def drop_vector_index(engine: sa.Engine, space: Space) -> None:
+    """Drop a space's HNSW index without blocking other writers; its dense searches scan exactly until
+    ``ensure_vector_index`` builds it again."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {space.index_name}"))
+
+
+def ensure_vector_index(engine: sa.Engine, space: Space) -> None:
+    """Build a space's HNSW index if it is missing or invalid (a build that was interrupted), without blocking
+    writers. pgvector builds a graph several times faster than it inserts into one (docs/scale.md), given the
+    memory to hold it."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        valid = conn.execute(sa.text("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                     "WHERE c.relname = :name"), {"name": space.index_name}).scalar()
+        if valid:
+            return
+        if valid is not None:
+            conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {space.index_name}"))
+        conn.execute(sa.text(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'"))
+        conn.execute(sa.text(_index_ddl(space, "CONCURRENTLY")))
 
 
 def spaces_of(conn: sa.Connection, collection: int) -> list[Space]:

@@ -32,7 +32,8 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
-    duplicates: list[dict[str, Any]] = field(default_factory=list)  # new chunks nearly equal to other documents'
+    # New chunks nearly equal to other documents'; None when not checked (a bulk load).
+    duplicates: list[dict[str, Any]] | None = field(default_factory=list)
     chunks: int = 0  # written
     embedded: int = 0  # chunks embedded so far (a large document is embedded in several calls)
     seconds: float = 0.0
