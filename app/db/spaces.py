@@ -123,7 +123,10 @@ def ensure_vector_index(engine: sa.Engine, space: Space) -> None:
         if valid is not None:
             conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {space.index_name}"))
         conn.execute(sa.text(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'"))
-        conn.execute(sa.text(_index_ddl(space, "CONCURRENTLY")))
+        try:
+            conn.execute(sa.text(_index_ddl(space, "CONCURRENTLY")))
+        finally:  # the pooled connection goes back with the server's default
+            conn.execute(sa.text("RESET maintenance_work_mem"))
 
 
 def spaces_of(conn: sa.Connection, collection: int) -> list[Space]:
