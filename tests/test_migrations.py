@@ -30,7 +30,8 @@ def test_upgrade_downgrade_upgrade(kb):
 
 
 def test_postings_migrations_carry_stored_chunks(kb):
-    """0008 and 0009 rebuild the postings of chunks stored before them: numbered by term, in impact buckets."""
+    """0008 and 0009 rebuild the postings of chunks stored before them: numbered by term, in impact buckets; 0010
+    keeps their tsv."""
     with kb.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("DROP DATABASE IF EXISTS pgrag_migration_data"))
         conn.execute(sa.text("CREATE DATABASE pgrag_migration_data"))
@@ -52,6 +53,11 @@ def test_postings_migrations_carry_stored_chunks(kb):
             ("bee", 0), ("honey", 0), ("honey", 1), ("keep", 0), ("make", 0), ("make", 1), ("wasp", 1)]
         bucket = {(lexeme, ordinal): bucket for lexeme, ordinal, bucket in postings}
         assert bucket["honey", 0] > bucket["make", 0] > 0  # said twice: a higher impact
+        with scratch.begin() as conn:  # 0010: tsv is set by a trigger, whatever writes it
+            conn.execute(sa.text("UPDATE chunks SET tsv = to_tsvector('simple', 'the other words')"))
+            stored = conn.execute(sa.text("SELECT tsv = to_tsvector('english', context || ' ' || content), "
+                                          "token_count FROM chunks ORDER BY ordinal")).all()
+        assert stored == [(True, 5), (True, 3)]
     finally:
         scratch.dispose()
         with kb.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pgvector.sqlalchemy import HALFVEC, Vector
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
-# Stemming and stop words for full-text search; fixed because it is baked into a generated column.
+# Stemming and stop words for full-text search; fixed because it is baked into the chunks_index_text trigger.
 TEXT_SEARCH_CONFIG = "english"
 
 metadata = sa.MetaData()
@@ -77,9 +77,9 @@ chunks = sa.Table(
     # Document title and heading path ("os > Files and Directories"), indexed and embedded with the content.
     sa.Column("context", sa.Text, nullable=False, server_default=""),
     sa.Column("metadata", JSONB, nullable=False, server_default="{}"),
-    sa.Column("tsv", TSVECTOR, sa.Computed(f"to_tsvector('{TEXT_SEARCH_CONFIG}'::regconfig, context || ' ' || content)",
-                                           persisted=True), nullable=False),
-    # BM25 document length (tokens kept after stop words), set by the chunks_token_count trigger.
+    # to_tsvector(context || ' ' || content) and the BM25 document length (tokens kept after stop words), both set
+    # by the chunks_index_text trigger from one parse (migration 0010).
+    sa.Column("tsv", TSVECTOR, nullable=False),
     sa.Column("token_count", sa.Integer, nullable=False),
     sa.Index("chunks_tsv", "tsv", postgresql_using="gin"),
     sa.Index("chunks_metadata", "metadata", postgresql_using="gin", postgresql_ops={"metadata": "jsonb_path_ops"}),
