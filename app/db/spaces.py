@@ -15,7 +15,8 @@ from pgrag.specs import EmbeddingSpec
 # pgvector's HNSW indexes vectors up to 2000 dimensions; larger ones are indexed through a halfvec cast.
 MAX_VECTOR_INDEX_DIM = 2000
 # Memory for an HNSW build: a graph that does not fit is built on disk, much more slowly (1M 384-d vectors ~ 2 GB).
-INDEX_BUILD_MEMORY = "1GB"
+# It is a cap: the build takes only what its graph needs.
+INDEX_BUILD_MEMORY = "2GB"
 
 
 @dataclass(frozen=True)
