@@ -7,7 +7,9 @@ leg's top 100 chunks per query (id, source, score) come once from pgrag's own SQ
 scored offline with ranx, a page ranking at its best chunk as in `pgrag eval`:
 
 - ``rrf k=K lex=W``: Σ w_leg / (K + rank_leg), what the SQL computes (dense weight 1);
-- ``minmax dense=A``: A · dense + (1 − A) · lexical, each leg's scores min-max normalised over its candidates.
+- ``minmax dense=A`` / ``zscore dense=A``: A · dense + (1 − A) · lexical, each leg's scores min-max normalised
+  (or as z-scores) over its candidates;
+- ``adaptive rrf k=K alpha=A``: RRF with per-query leg weights from each leg's score distribution.
 
 The figure per dataset is nDCG@10 (MRR@10 for the docs set, whose questions have one gold page), and a rule's
 margin is its figure minus the better single leg's. The table lists every rule, best worst-case margin first.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,23 +44,50 @@ def rrf(k: float, lexical_weight: float) -> Rule:
     return fuse
 
 
-def minmax(dense_weight: float) -> Rule:
+def normalised(leg: list[tuple[int, str, float]], how: str) -> dict[int, float]:
+    """A leg's scores on a common scale: min-max to [0, 1], or z-scores over its candidates."""
+    values = [score for _, _, score in leg]
+    if how == "minmax":
+        low, span = min(values), (max(values) - min(values)) or 1.0
+        return {chunk: (score - low) / span for chunk, _, score in leg}
+    mean, sd = statistics.fmean(values), statistics.pstdev(values) or 1.0
+    return {chunk: (score - mean) / sd for chunk, _, score in leg}
+
+
+def score_sum(how: str, dense_weight: float) -> Rule:
+    """A · dense + (1 − A) · lexical on normalised scores; a chunk one leg missed gets that leg's lowest."""
     def fuse(dense, lexical):
+        legs = [(weight, normalised(leg, how)) for weight, leg in ((dense_weight, dense), (1 - dense_weight, lexical))
+                if leg]
+        chunks = set().union(*(scores for _, scores in legs))
+        return {c: sum(w * scores.get(c, min(scores.values())) for w, scores in legs) for c in chunks}
+    return fuse
+
+
+def adaptive_rrf(k: float, alpha: float, top: int = 10) -> Rule:
+    """RRF whose leg weights follow each leg's confidence in this query: how far its best score stands above its
+    ``top``-th, relative to the spread of its whole list (``alpha`` 0: plain RRF, 1: weights from that alone)."""
+    def confidence(leg):
+        if len(leg) <= top:
+            return 1.0
+        return (leg[0][2] - leg[top - 1][2]) / ((leg[0][2] - leg[-1][2]) or 1.0)
+
+    def fuse(dense, lexical):
+        cd, cl = confidence(dense), confidence(lexical)
+        shares = (2 * cd / ((cd + cl) or 1.0), 2 * cl / ((cd + cl) or 1.0))
         scores: dict[int, float] = {}
-        for weight, leg in ((dense_weight, dense), (1 - dense_weight, lexical)):
-            if not leg:
-                continue
-            values = [score for _, _, score in leg]
-            low, span = min(values), (max(values) - min(values)) or 1.0
-            for chunk, _, score in leg:
-                scores[chunk] = scores.get(chunk, 0.0) + weight * (score - low) / span
+        for share, leg in zip(shares, (dense, lexical)):
+            for rank, (chunk, _, _) in enumerate(leg, 1):
+                scores[chunk] = scores.get(chunk, 0.0) + (1 - alpha + alpha * share) / (k + rank)
         return scores
     return fuse
 
 
 def rules() -> dict[str, Rule]:
     candidates = {f"rrf k={k} lex={w}": rrf(k, w) for k in (1, 2, 5, 10, 20, 60) for w in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)}
-    candidates |= {f"minmax dense={a}": minmax(a) for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+    for how in ("minmax", "zscore"):
+        candidates |= {f"{how} dense={a}": score_sum(how, a) for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+    candidates |= {f"adaptive rrf k={k} alpha={a}": adaptive_rrf(k, a) for k in (5, 10) for a in (0.3, 0.6, 1.0)}
     return candidates
 
 
