@@ -59,8 +59,9 @@ def score_sum(how: str, dense_weight: float) -> Rule:
     def fuse(dense, lexical):
         legs = [(weight, normalised(leg, how)) for weight, leg in ((dense_weight, dense), (1 - dense_weight, lexical))
                 if leg]
+        lowest = [min(scores.values()) for _, scores in legs]
         chunks = set().union(*(scores for _, scores in legs))
-        return {c: sum(w * scores.get(c, min(scores.values())) for w, scores in legs) for c in chunks}
+        return {c: sum(w * scores.get(c, low) for (w, scores), low in zip(legs, lowest)) for c in chunks}
     return fuse
 
 
