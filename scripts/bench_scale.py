@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,7 +42,8 @@ from pgrag.kb import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SPEC = "openai:hash-384"
+DIMENSION = 384  # the embeddings server's hashed vectors
+SPEC = f"openai:hash-{DIMENSION}"
 LEGS = ("dense", "lexical", "hybrid")
 
 
@@ -151,30 +153,27 @@ def build(kb: KnowledgeBase, collection: str, size: int, pool: list[str], consol
             "database_chunks_per_second": round(report.chunks / database, 1)}
 
 
-def latencies(kb: KnowledgeBase, collection: str, queries: list[str], mode: str) -> tuple[dict, list[list[int]]]:
+def timings(call: Callable[[str], object], queries: list[str]) -> tuple[dict, list]:
+    """p50 / p95 / max milliseconds of ``call`` over ``queries`` after 10 warm-up calls, and what it returned."""
     for query in queries[:10]:  # warm the caches and the connection pool
-        kb.search_hits(query, collection=collection, mode=mode, k=10)
+        call(query)
     times, results = [], []
     for query in queries:
         started = time.perf_counter()
-        hits = kb.search_hits(query, collection=collection, mode=mode, k=10)
+        results.append(call(query))
         times.append((time.perf_counter() - started) * 1000)
-        results.append([hit.chunk_id for hit in hits])
     return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 0.95), 1),
             "max_ms": round(max(times), 1)}, results
 
 
+def latencies(kb: KnowledgeBase, collection: str, queries: list[str], mode: str) -> tuple[dict, list[list[int]]]:
+    return timings(lambda query: [hit.chunk_id for hit in kb.search_hits(query, collection=collection, mode=mode,
+                                                                         k=10)], queries)
+
+
 def encoding(kb: KnowledgeBase, queries: list[str]) -> dict:
     """The query encoder's share of the dense and hybrid legs: an HTTP round trip to the embeddings server."""
-    embeddings = kb.models.embeddings.for_space(384)
-    for query in queries[:10]:
-        embeddings.embed_query(query)
-    times = []
-    for query in queries:
-        started = time.perf_counter()
-        embeddings.embed_query(query)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 0.95), 1)}
+    return timings(kb.models.embeddings.for_space(DIMENSION).embed_query, queries)[0]
 
 
 def long_questions(queries: list[str]) -> list[str]:
