@@ -154,8 +154,9 @@ class KnowledgeBase:
             known = store.existing_hashes(conn, collection_id) if collection_id is not None else {}
         if space is not None:
             spaces.check_matches(space, configured, name)
-        # A load that at least doubles the collection builds its vector index afterwards instead of inserting
-        # into it, 10x faster (docs/scale.md); meanwhile its dense searches scan exactly.
+        # A load that at least doubles the collection builds its vector index and its postings afterwards
+        # instead of inserting into them (docs/scale.md); meanwhile its dense searches scan exactly and its
+        # lexical searches see only the chunks stored before it.
         bulk = sum(source not in known for source, _ in items) >= max(BULK_LOAD_MIN_DOCUMENTS, len(known))
         if bulk and space is not None:
             spaces.drop_vector_index(self.engine, space)
@@ -173,6 +174,8 @@ class KnowledgeBase:
                     conn, collection_id, configured, batch[0][1].shape[1], status="active",
                     storage=self.settings.embedding_storage, index=not bulk)
                 spaces.check_matches(space, configured, name)
+                if bulk:
+                    store.defer_postings(conn, collection_id)
                 current = store.existing_hashes(conn, collection_id, [doc.source for doc, _ in batch])
                 # A document another writer stored meanwhile is left as it is.
                 fresh = [(doc, vectors) for doc, vectors in batch if current.get(doc.source) != doc.content_hash]
@@ -195,9 +198,11 @@ class KnowledgeBase:
                 on_progress=on_progress,
             )
         finally:
-            with self.engine.connect() as conn:  # also repairs the index of a bulk load that was interrupted
+            with self.engine.connect() as conn:  # also repairs what a bulk load that was interrupted left out
                 found = spaces.find_collection(conn, name)
                 space = spaces.active_space(conn, found) if found is not None else None
+            if found is not None:
+                store.rebuild_deferred_postings(self.engine, found)
             if space is not None:
                 spaces.ensure_vector_index(self.engine, space)
         if report.chunks >= store.ANALYZE_AFTER_CHUNKS:

@@ -173,9 +173,10 @@ def test_a_search_holds_no_connection_while_it_encodes_the_query(settings, kb, c
     assert Watched.held == [0]
 
 
-def test_a_bulk_load_builds_the_vector_index_after_it(kb, collection):
-    """A load that at least doubles a collection writes its vectors with no HNSW index and builds the index at the
-    end (10x faster than inserting into it); smaller loads insert; an index a crash left out is built again."""
+def test_a_bulk_load_builds_the_vector_index_and_postings_after_it(kb, collection):
+    """A load that at least doubles a collection writes its vectors with no HNSW index and its chunks with no
+    postings, and builds both at the end (several times faster than inserting into them); smaller loads insert;
+    what a crash left out is built by the next ingest, exactly, writes made meanwhile included."""
     from pgrag.db import spaces
     from pgrag.kb import BULK_LOAD_MIN_DOCUMENTS
 
@@ -199,5 +200,11 @@ def test_a_bulk_load_builds_the_vector_index_after_it(kb, collection):
     with kb.engine.connect() as conn:
         space = spaces.active_space(conn, spaces.collection_id(conn, collection))
     spaces.drop_vector_index(kb.engine, space)  # as a bulk load that was killed leaves it
+    with kb.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE collections SET postings_deferred = true WHERE id = :id"),
+                     {"id": space.collection_id})
+    assert kb.delete("n1", collection=collection)  # a write while deferred keeps the totals only
     kb.ingest_documents([Document(RARE_PASSAGE, metadata={"source": "r"})], collection=collection)
     assert index_valid()
+    assert_statistics_exact(kb, collection)
+    assert contents(kb, RARE_PASSAGE, collection, "lexical")[0] == RARE_PASSAGE

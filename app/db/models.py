@@ -23,6 +23,8 @@ collections = sa.Table(
     sa.Column("token_count", sa.BigInteger, nullable=False, server_default="0"),
     # The average length posting impacts are bucketed with, frozen at the first write (migration 0009).
     sa.Column("impact_avgdl", sa.REAL, nullable=True),
+    # Set by a bulk load: postings and document frequencies wait for pgrag_rebuild_postings (migration 0011).
+    sa.Column("postings_deferred", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 

@@ -38,6 +38,20 @@ def lock_collection(conn: sa.Connection, collection_id: int) -> None:
     conn.execute(sa.select(collections.c.id).where(collections.c.id == collection_id).with_for_update())
 
 
+def defer_postings(conn: sa.Connection, collection_id: int) -> None:
+    """Leave the collection's postings and document frequencies to ``rebuild_deferred_postings``: a bulk load
+    builds them once, sorted, instead of upserting them batch by batch (docs/scale.md)."""
+    conn.execute(collections.update().where(collections.c.id == collection_id).values(postings_deferred=True))
+
+
+def rebuild_deferred_postings(engine: sa.Engine, collection_id: int) -> None:
+    """Build the postings a bulk load deferred (or one that was killed left out); nothing if none are."""
+    with engine.begin() as conn:
+        lock_collection(conn, collection_id)
+        conn.execute(sa.text("SELECT pgrag_rebuild_postings(id) FROM collections "
+                             "WHERE id = :id AND postings_deferred"), {"id": collection_id})
+
+
 def existing_hashes(conn: sa.Connection, collection_id: int, sources: Sequence[str] | None = None) -> dict[str, str]:
     """Content hash by source, of the whole collection or of these sources."""
     query = sa.select(documents.c.source, documents.c.content_hash).where(documents.c.collection_id == collection_id)
