@@ -84,6 +84,17 @@ def test_fifos_outside_links_and_utf16(kb, collection, tmp_path):
     assert "regular file" in named.failed[0][1] and not named.added
 
 
+def test_an_html_title_is_read_as_text(tmp_path):
+    """Entities decoded and whitespace folded: Sphinx writes "VACUUM &#8212; Manual" into every page's title, which
+    is shown with sources and indexed with every chunk."""
+    from pgrag.ingest import loaders
+
+    page = tmp_path / "vacuum.html"
+    page.write_text("<html><head><title>VACUUM &#8212;\n   Manual &amp; notes</title></head><body><p>Reclaims "
+                    "storage.</p></body></html>")
+    assert loaders.load(page).metadata["title"] == "VACUUM — Manual & notes"
+
+
 def test_html_and_pdf_text_is_searchable(kb, collection, tmp_path):
     kb.ingest([write_files(tmp_path / "d", GOOD)], collection=collection)
     html = kb.search_hits("museum opening hours", collection=collection, mode="lexical", k=1)[0]

@@ -20,7 +20,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from pgrag.errors import UnusableFile
-from pgrag.ingest.loaders import LoadedFile
+from pgrag.ingest.loaders import READER_VERSIONS, LoadedFile
 from pgrag.ingest.splitting import Chunk, Splitter
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,11 @@ StoredHashes = Callable[[list[str]], dict[str, str]]
 
 
 def content_hash(loaded: LoadedFile, splitter: Splitter) -> str:
-    """Changes when the bytes or the chunking settings change, so either re-chunks the document."""
-    return hashlib.sha256(loaded.raw + splitter.fingerprint.encode()).hexdigest()
+    """Changes when the bytes, the chunking settings or the file kind's reader change, so any of them re-chunks
+    the document."""
+    version = READER_VERSIONS.get(loaded.kind, 1)
+    reader = f":reader{version}" if version > 1 else ""  # version 1 hashes as before any reader changed
+    return hashlib.sha256(loaded.raw + (splitter.fingerprint + reader).encode()).hexdigest()
 
 
 def prepare(items: Iterable[LoadItem], splitter: Splitter, known: dict[str, str], max_chunks: int,
