@@ -21,7 +21,8 @@ collections = sa.Table(
     # BM25 statistics, kept current by the chunks_bm25_stats triggers.
     sa.Column("chunk_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("token_count", sa.BigInteger, nullable=False, server_default="0"),
-    # The average length posting impacts are bucketed with, frozen at the first write (migration 0009).
+    # The average length posting impacts are bucketed with, frozen at the first write (migration 0009) or at a
+    # bulk load's rebuild (0011).
     sa.Column("impact_avgdl", sa.REAL, nullable=True),
     # Set by a bulk load: postings and document frequencies wait for pgrag_rebuild_postings (migration 0011).
     sa.Column("postings_deferred", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -45,8 +45,12 @@ def defer_postings(conn: sa.Connection, collection_id: int) -> None:
 
 
 def rebuild_deferred_postings(engine: sa.Engine, collection_id: int) -> None:
-    """Build the postings a bulk load deferred (or one that was killed left out); nothing if none are."""
+    """Build the postings a bulk load deferred (or one that was killed left out); nothing if none are. Every
+    ingest ends here, so the writers' lock is taken only when there is something to build."""
     with engine.begin() as conn:
+        deferred = sa.select(collections.c.postings_deferred).where(collections.c.id == collection_id)
+        if not conn.execute(deferred).scalar():
+            return
         lock_collection(conn, collection_id)
         conn.execute(sa.text("SELECT pgrag_rebuild_postings(id) FROM collections "
                              "WHERE id = :id AND postings_deferred"), {"id": collection_id})
