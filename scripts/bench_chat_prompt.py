@@ -4,7 +4,7 @@ time on 2 cores).
     .venv/bin/python scripts/bench_chat_prompt.py [--model qwen2.5-1.5b] [--batches 8,512] [--rounds 2]
 
 Each round reads the same ~600-token prompt once per batch size in a fresh context (no prefix cache), batch sizes
-alternating so that both see the same machine; it prints tokens/s per round and the median.
+alternating so that both see the same machine (8 is ChatLlamaCpp's default, 512 pgrag's); it prints tokens/s per round and the median.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from pathlib import Path
 from llama_cpp import Llama
 
 from pgrag.config import Settings
+from pgrag.providers.chat import PROMPT_BATCH_TOKENS
 from pgrag.providers.gguf import gguf_path
 
 PROMPT = (Path(__file__).resolve().parents[1] / "docs" / "retrieval.md").read_text()[:2400]
 
 
-def tokens_per_second(path: str, n_batch: int, threads: int) -> float:
-    """As the product loads the model (app/providers/chat.py): n_threads = the CPU count."""
-    llm = Llama(model_path=path, n_ctx=4096, n_batch=n_batch, n_threads=threads, verbose=False)
+def tokens_per_second(path: str, n_batch: int, n_ctx: int) -> float:
+    """With the threads and context that app/providers/chat.py gives the model, only the batch size varied."""
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=n_batch, n_threads=os.cpu_count(), verbose=False)
     n_tokens = len(llm.tokenize(PROMPT.encode()))
     started = time.perf_counter()
     llm.create_completion(PROMPT, max_tokens=1, temperature=0)
@@ -35,7 +36,7 @@ def tokens_per_second(path: str, n_batch: int, threads: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-1.5b")
-    parser.add_argument("--batches", default="8,512")
+    parser.add_argument("--batches", default=f"8,{PROMPT_BATCH_TOKENS}")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     settings = Settings()
@@ -43,7 +44,7 @@ def main() -> None:
     speeds: dict[int, list[float]] = {int(b): [] for b in args.batches.split(",")}
     for _ in range(args.rounds):
         for n_batch, found in speeds.items():
-            found.append(tokens_per_second(path, n_batch, os.cpu_count() or 1))
+            found.append(tokens_per_second(path, n_batch, settings.context_window))
             print(f"n_batch={n_batch}: {found[-1]:.0f} tokens/s", flush=True)
     for n_batch, found in speeds.items():
         print(f"n_batch={n_batch}: median {statistics.median(found):.0f} tokens/s over {len(found)} rounds")

@@ -54,16 +54,19 @@ def _assembly_progress() -> Progress:
     return update
 
 
+# ChatLlamaCpp's default reads the prompt 8 tokens at a time; whole 512-token batches read it ~1.9x faster on 2
+# cores (27 -> 51 tokens/s for a 600-token prompt, scripts/bench_chat_prompt.py), and the prompt is most of an
+# answer's time.
+PROMPT_BATCH_TOKENS = 512
+
+
 def load_chat_model(settings: Settings) -> BaseChatModel:
     spec = parse_spec(settings.chat_model)
     if spec.provider == "llamacpp":
         return _serialized_llamacpp()(
             model_path=str(gguf_path(spec.model, settings.models_dir, _assembly_progress())),
             n_ctx=settings.context_window,
-            # ChatLlamaCpp's default reads the prompt 8 tokens at a time; whole 512-token batches read it ~1.9x
-            # faster on 2 cores (27 -> 51 tokens/s for a 600-token prompt, docs/eval/answers.md), and the prompt
-            # is most of an answer's time.
-            n_batch=512,
+            n_batch=PROMPT_BATCH_TOKENS,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             n_threads=os.cpu_count(),
