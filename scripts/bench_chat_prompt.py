@@ -4,7 +4,8 @@ time on 2 cores).
     .venv/bin/python scripts/bench_chat_prompt.py [--model qwen2.5-1.5b] [--batches 8,512] [--rounds 2]
 
 Each round reads the same ~600-token prompt once per batch size in a fresh context (no prefix cache), batch sizes
-alternating so that both see the same machine (8 is ChatLlamaCpp's default, 512 pgrag's); it prints tokens/s per round and the median.
+alternating so that both see the same machine (8 is ChatLlamaCpp's default, 512 pgrag's); it prints tokens/s per
+round and the median.
 """
 
 from __future__ import annotations
