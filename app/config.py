@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         description="Any PostgreSQL with pgvector; unset starts the embedded server in data_dir.",
     )
     data_dir: Path = Field(default_factory=default_data_dir)
+    embedded_shared_buffers_mb: int | None = Field(
+        None, ge=16, description="The embedded server's shared_buffers in MB, applied when it (re)starts; unset: a "
+        "quarter of this machine's memory, at most 2048 (PostgreSQL's own 128 MB makes every search read its "
+        "pages from the OS at 100k chunks: docs/scale.md).")
     allow_downloads: bool = Field(False, description="Let model libraries reach model hubs (off: offline).")
 
     embeddings: str = "huggingface:sentence-transformers/all-MiniLM-L6-v2"

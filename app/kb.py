@@ -248,7 +248,7 @@ class KnowledgeBase:
     def vectors(self, chunk_ids: list[int], *, collection: str | None = None) -> dict[int, list[float]]:
         """The stored vectors of these chunks in the collection's active embedding space."""
         with self.engine.connect() as conn:
-            space = spaces.active_space(conn, spaces.collection_id(conn, collection or self.settings.collection))
+            space = spaces.active_space_of(conn, collection or self.settings.collection)
             return store.vectors(conn, space, chunk_ids) if space else {}
 
     # -- beyond search -----------------------------------------------------------------------------------------

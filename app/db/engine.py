@@ -32,7 +32,7 @@ def database_url(settings: Settings) -> str:
         if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
-    return embedded.start(settings.pgdata)
+    return embedded.start(settings.pgdata, settings.embedded_shared_buffers_mb)
 
 
 def create_engine(settings: Settings) -> sa.Engine:

@@ -63,7 +63,7 @@ def collection_id(conn: sa.Connection, name: str, *, create: bool = False) -> in
     if found is not None:
         return found
     if not create:
-        raise UnknownCollection(f"No collection named {name!r}. Ingest into it first: pgrag ingest PATH --collection {name}")
+        raise _unknown_collection(name)
     stmt = (
         sa.dialects.postgresql.insert(collections)
         .values(name=name)
@@ -80,6 +80,25 @@ def active_space(conn: sa.Connection, collection: int) -> Space | None:
         )
     ).mappings().first()
     return _space(row) if row else None
+
+
+def active_space_of(conn: sa.Connection, name: str) -> Space | None:
+    """The active space of the collection named ``name`` (None before its first ingest) in one round trip, where
+    ``collection_id`` and ``active_space`` take two: every search looks it up."""
+    validation.text(name, "collection name")
+    active = sa.and_(embedding_spaces.c.collection_id == collections.c.id, embedding_spaces.c.status == "active")
+    row = conn.execute(
+        sa.select(collections.c.id.label("found"), embedding_spaces)
+        .select_from(collections.outerjoin(embedding_spaces, active))
+        .where(collections.c.name == name)
+    ).mappings().first()
+    if row is None:
+        raise _unknown_collection(name)
+    return _space(row) if row["id"] is not None else None
+
+
+def _unknown_collection(name: str) -> UnknownCollection:
+    return UnknownCollection(f"No collection named {name!r}. Ingest into it first: pgrag ingest PATH --collection {name}")
 
 
 def create_space(conn: sa.Connection, collection: int, spec: EmbeddingSpec, dimension: int, status: str,
