@@ -75,6 +75,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     import importlib
 
-    initial = importlib.import_module("migrations.versions.0001_initial")  # the trigger function before postings
+    initial = importlib.import_module("pgrag.migrations.versions.0001_initial")  # the trigger function before postings
     op.execute(initial.BM25_STATS.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
     op.drop_table("chunk_postings")

@@ -96,7 +96,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    previous = importlib.import_module("migrations.versions.0005_postings")
+    previous = importlib.import_module("pgrag.migrations.versions.0005_postings")
     op.execute("DROP TABLE chunk_postings")
     op.execute("ALTER TABLE lexeme_stats DROP COLUMN id")
     op.execute("""

@@ -130,7 +130,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    previous = importlib.import_module("migrations.versions.0008_impact_postings")
+    previous = importlib.import_module("pgrag.migrations.versions.0008_impact_postings")
     op.execute("DROP TRIGGER lexeme_stats_drop_blocks ON lexeme_stats")
     op.execute("DROP FUNCTION pgrag_drop_term_blocks()")
     op.execute("DROP TABLE posting_blocks")

@@ -41,7 +41,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    previous = importlib.import_module("migrations.versions.0007_chunk_context")
+    previous = importlib.import_module("pgrag.migrations.versions.0007_chunk_context")
     op.execute("DROP TRIGGER chunks_index_text ON chunks")
     op.execute("DROP FUNCTION pgrag_index_text()")
     op.execute("DROP INDEX chunks_tsv")

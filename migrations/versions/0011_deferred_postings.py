@@ -131,7 +131,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    previous = importlib.import_module("migrations.versions.0009_posting_blocks")
+    previous = importlib.import_module("pgrag.migrations.versions.0009_posting_blocks")
     op.execute("SELECT pgrag_rebuild_postings(id) FROM collections WHERE postings_deferred")
     op.execute("DROP FUNCTION pgrag_rebuild_postings(integer)")
     op.execute(previous.BM25_STATS)
