@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     temperature: float = 0.1
     max_tokens: int = Field(200, gt=0)
     context_window: int = Field(4096, gt=256, description="Context length for local llama.cpp models.")
-    # A small model on 2 cores reads ~50 prompt tokens/s (Qwen2.5 1.5B): what goes into the prompt is budgeted.
+    # A small model on 2 cores reads 40-70 prompt tokens/s (Qwen2.5 1.5B, AVX2-AVX-512): what goes into the prompt is budgeted.
     # Six sources, not four: correct 0.58 -> 0.73 on the tuning subset, total p50 14 s (docs/eval/answers.md).
     answer_sources: int = Field(6, gt=0, description="Retrieved passages given to the chat model by ask.")
     answer_chars_per_source: int = Field(

@@ -1,5 +1,5 @@
 """What of the retrieved passages goes into the prompt: a small model on 2 cores reads every prompt token (about
-95 tokens/s for Qwen2.5 1.5B), so each source is cut to the sentences that share the most words with the
+40-70 tokens/s for Qwen2.5 1.5B), so each source is cut to the sentences that share the most words with the
 question, in their original order, within a character budget. Measured in docs/eval/answers.md."""
 
 from __future__ import annotations
