@@ -187,7 +187,7 @@ def ask(question: str, collection: CollectionOption = None,
         console.print("[yellow]Not answered:[/yellow] the retrieved passages do not contain the answer; the closest "
                       "sources are listed below.")
     elif not result["grounded"]:
-        console.print("[yellow]Unverified:[/yellow] part of this answer cites no source.")
+        console.print("[yellow]Unverified:[/yellow] part of this answer cites no source or names what no source contains.")
     health = result["retrieval"]
     if health.get("best_similarity") is not None:
         console.print(f"[dim]best passage similarity {health['best_similarity']:.2f} "

@@ -15,7 +15,14 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda, RunnablePassthrough
 
-from pgrag.chains.citations import ABSTENTION, citation_filter, extract_citations, is_abstention, uncited_sentences
+from pgrag.chains.citations import (
+    ABSTENTION,
+    citation_filter,
+    extract_citations,
+    is_abstention,
+    support_note,
+    uncited_sentences,
+)
 from pgrag.chains.context import format_context
 from pgrag.chains.prompts import load_prompt
 from pgrag.config import Settings
@@ -131,7 +138,8 @@ def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: S
             return no_answer(sources, inputs["retrieval"])
         context = format_context(inputs["question"], sources, chars_per_source(settings, len(sources)))
         return (RunnableLambda(lambda _: {"question": inputs["question"], "context": context}) | prompt
-                | _model_for(llm, len(sources)) | StrOutputParser() | citation_filter(len(sources), clock.piece))
+                | _model_for(llm, len(sources)) | StrOutputParser() | citation_filter(len(sources), clock.piece)
+                | support_note(inputs["question"], sources))
 
     def grounding(inputs: dict[str, Any]) -> dict[str, Any]:
         answer, sources = inputs["answer"], inputs["sources"]

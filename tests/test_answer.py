@@ -5,7 +5,14 @@ import re
 import pytest
 from langchain_core.documents import Document
 
-from pgrag.chains.citations import clean_citations, extract_citations, is_abstention, uncited_sentences
+from pgrag.chains.citations import (
+    clean_citations,
+    extract_citations,
+    is_abstention,
+    support_note,
+    uncited_sentences,
+    unsupported_terms,
+)
 
 FACTS = [
     "The harbour ferry to Skerry Island leaves every hour from pier 4, from 7am to 9pm.",
@@ -73,6 +80,24 @@ def test_invalid_citations_are_removed_and_uncited_sentences_found():
     assert clean_citations("a [1]. b [7]. c [1, 9].", 3) == "a [1]. b. c [1]."
     assert uncited_sentences("Cited [1]. Not cited. Also cited [2].") == ["Not cited."]
     assert is_abstention("The sources do not say.") and not is_abstention("It says hello [1].")
+
+
+def test_numbers_and_names_that_no_source_contains_are_called_out():
+    sources = [Document("The server listens on port 8000 by default. Pass exist_ok=True. Weekdays start at zero.")]
+    assert unsupported_terms("It listens on 8000 [1]. Monday is 0 [1]. Set exist_ok [1].", "Which port?", sources) == []
+    assert unsupported_terms("Set kw_only, or use MyConfig and 1,024 [1].", "", sources) == ["1024", "kw_only", "MyConfig"]
+    assert unsupported_terms("Since 3.12, add it to CSRF_TRUSTED_ORIGINS [1].", "How do I set Django's "
+                             "CSRF_TRUSTED_ORIGINS since 3.12?", sources) == ["CSRF_TRUSTED_ORIGINS"]
+
+    def streamed(pieces: list[str]) -> str:
+        return "".join(support_note("Which port?", sources).transform(iter(pieces)))
+
+    invented = streamed(["The default port is ", "8888 [1]."])
+    assert invented.endswith("\n(Not in any source: 8888. The sources do not say this.)") and is_abstention(invented)
+    partly = streamed(["It listens on 8000 [1]. ", "Its handler is MyHandler [1]."])
+    assert partly.endswith("\n(Not in any source: MyHandler.)") and not is_abstention(partly)
+    assert uncited_sentences(partly) == ["(Not in any source: MyHandler.)"]
+    assert streamed(["It listens on 8000 [1]."]) == "It listens on 8000 [1]."
 
 
 def test_the_streamed_answer_never_shows_an_invalid_citation(kb, ferry):
