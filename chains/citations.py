@@ -133,22 +133,31 @@ def _known_numbers(text: str) -> set[str]:
     return {*_stated_numbers(text), *(n for w, n in _NUMBER_WORDS.items() if w in words)}
 
 
+def _code_names(text: str) -> list[str]:
+    return [name for name in dict.fromkeys(_IDENTIFIER.findall(text)) if _CODE_SHAPED.search(name)]
+
+
+def _states_specifics(answer: str) -> bool:
+    """Whether the answer (citations aside) states a number or a code-shaped name."""
+    claim = _CITATION.sub(" ", answer)
+    return bool(_NUMBER.search(claim) or _code_names(claim))
+
+
 def unsupported_terms(answer: str, question: str, sources: list[Document]) -> list[str]:
     """Numbers in the answer that neither the question nor any source contains, and code-shaped names that no
     source contains."""
     claim = _CITATION.sub(" ", answer)
     text = " ".join(doc.page_content for doc in sources)
     numbers, names = _known_numbers(f"{question} {text}"), {name.lower() for name in _IDENTIFIER.findall(text)}
-    found = [n for n in _stated_numbers(claim) if n not in numbers]
-    found += [name for name in dict.fromkeys(_IDENTIFIER.findall(claim))
-              if _CODE_SHAPED.search(name) and name.lower() not in names]
-    return found
+    return ([n for n in _stated_numbers(claim) if n not in numbers]
+            + [name for name in _code_names(claim) if name.lower() not in names])
 
 
 class _SupportNote:
-    """Streams the answer on unchanged and, once it is complete, adds a note naming what no source contains:
-    when every sentence states such a thing the answer is unsupported as a whole, and the note says that the
-    sources do not say it (so the answer counts as an abstention); otherwise it names the unsupported terms."""
+    """Streams the answer on unchanged and, once it is complete, adds a note naming what no source contains.
+    When every sentence that states a number or a name states one that no source contains, the answer is
+    unsupported as a whole and the note says that the sources do not say it (so the answer counts as an
+    abstention); otherwise the note only names the unsupported terms."""
 
     def __init__(self, question: str, sources: list[Document]) -> None:
         self.question, self.sources, self.text = question, sources, ""
@@ -162,8 +171,8 @@ class _SupportNote:
         if not terms or is_abstention(self.text):
             return ""
         named = ", ".join(terms)
-        sentences = [s for s in _SENTENCE.split(self.text.strip()) if s.strip()]
-        if all(unsupported_terms(s, self.question, self.sources) for s in sentences):
+        claims = [s for s in _SENTENCE.split(self.text.strip()) if _states_specifics(s)]
+        if all(unsupported_terms(s, self.question, self.sources) for s in claims):
             return f"\n(Not in any source: {named}. {ABSTENTION[:-1]} this.)"
         return f"\n(Not in any source: {named}.)"
 

@@ -94,6 +94,7 @@ def test_numbers_and_names_that_no_source_contains_are_called_out():
 
     invented = streamed(["The default port is ", "8888 [1]."])
     assert invented.endswith("\n(Not in any source: 8888. The sources do not say this.)") and is_abstention(invented)
+    assert is_abstention(streamed(["Set it to 80 in [1] and [1] respectively, then to 120 in [1]."]))
     partly = streamed(["It listens on 8000 [1]. ", "Its handler is MyHandler [1]."])
     assert partly.endswith("\n(Not in any source: MyHandler.)") and not is_abstention(partly)
     assert uncited_sentences(partly) == ["(Not in any source: MyHandler.)"]
