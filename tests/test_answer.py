@@ -127,3 +127,14 @@ def test_excerpts_keep_the_sentences_about_the_question():
     # The sentence naming the function, and the next one (which states the fact), not the unrelated ones.
     assert "os.cpu_count() tells" in kept and "None if undetermined" in kept
     assert "many functions" not in kept and "wrappers" not in kept
+
+
+def test_best_source_is_listed_next_to_the_question():
+    from langchain_core.documents import Document
+
+    from pgrag.chains.context import format_context
+
+    sources = [Document(page_content="Tickets cost six euros."), Document(page_content="Ferries leave from pier 4.")]
+    lines = format_context("How much is a ticket?", sources, 200).splitlines()
+    # Numbered by rank, listed best last: the question follows the last line.
+    assert lines[0].startswith("[2]") and lines[-1].startswith("[1]") and "six euros" in lines[-1]
