@@ -143,14 +143,22 @@ def _states_specifics(answer: str) -> bool:
     return bool(_NUMBER.search(claim) or _code_names(claim))
 
 
+def _known_terms(question: str, sources: list[Document]) -> tuple[set[str], set[str]]:
+    """The numbers that the question or a source contains, and the (lower-cased) names that a source contains."""
+    text = " ".join(doc.page_content for doc in sources)
+    return _known_numbers(f"{question} {text}"), {name.lower() for name in _IDENTIFIER.findall(text)}
+
+
+def _unsupported(answer: str, known: tuple[set[str], set[str]]) -> list[str]:
+    claim, (numbers, names) = _CITATION.sub(" ", answer), known
+    return ([n for n in _stated_numbers(claim) if n not in numbers]
+            + [name for name in _code_names(claim) if name.lower() not in names])
+
+
 def unsupported_terms(answer: str, question: str, sources: list[Document]) -> list[str]:
     """Numbers in the answer that neither the question nor any source contains, and code-shaped names that no
     source contains."""
-    claim = _CITATION.sub(" ", answer)
-    text = " ".join(doc.page_content for doc in sources)
-    numbers, names = _known_numbers(f"{question} {text}"), {name.lower() for name in _IDENTIFIER.findall(text)}
-    return ([n for n in _stated_numbers(claim) if n not in numbers]
-            + [name for name in _code_names(claim) if name.lower() not in names])
+    return _unsupported(answer, _known_terms(question, sources))
 
 
 class _SupportNote:
@@ -167,12 +175,13 @@ class _SupportNote:
         return piece
 
     def flush(self) -> str:
-        terms = unsupported_terms(self.text, self.question, self.sources)
+        known = _known_terms(self.question, self.sources)  # read once, looked up per sentence
+        terms = _unsupported(self.text, known)
         if not terms or is_abstention(self.text):
             return ""
         named = ", ".join(terms)
         claims = [s for s in _SENTENCE.split(self.text.strip()) if _states_specifics(s)]
-        if all(unsupported_terms(s, self.question, self.sources) for s in claims):
+        if all(_unsupported(s, known) for s in claims):
             return f"\n(Not in any source: {named}. {ABSTENTION[:-1]} this.)"
         return f"\n(Not in any source: {named}.)"
 

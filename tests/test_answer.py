@@ -130,8 +130,6 @@ def test_excerpts_keep_the_sentences_about_the_question():
 
 
 def test_best_source_is_listed_next_to_the_question():
-    from langchain_core.documents import Document
-
     from pgrag.chains.context import format_context
 
     sources = [Document(page_content="Tickets cost six euros."), Document(page_content="Ferries leave from pier 4.")]
