@@ -98,7 +98,7 @@ class PgragVectorStore(VectorStore):
 
     def similarity_search_with_score(self, query: str, k: int = 4, filter: dict[str, Any] | None = None,
                                      **kwargs: Any) -> list[tuple[Document, float]]:
-        """Scores: cosine similarity (dense), BM25 (lexical), or the fused RRF score (hybrid); higher is better."""
+        """Scores: cosine similarity (dense), BM25 (lexical), or the fused score (hybrid); higher is better."""
         key = {"dense": "dense_score", "lexical": "lexical_score"}.get(self.search_type)
         return [(_document(hit), float(hit.scores[key] if key else hit.score)) for hit in self._hits(query, k, filter)]
 

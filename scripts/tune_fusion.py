@@ -2,13 +2,15 @@
 
     PGRAG_DATA_DIR=... python scripts/tune_fusion.py [--only scifact,python-docs] [--out docs/eval/fusion.md]
 
-Run scripts/eval_all.py first (it ingests each dataset into the collection used here). For each dataset, each
-leg's top 100 chunks per query (id, source, score) come once from pgrag's own SQL; every candidate rule is then
-scored offline with ranx, a page ranking at its best chunk as in `pgrag eval`:
+Run scripts/eval_all.py first (it ingests each dataset into the collection used here). For each dataset and
+query, pgrag's own hybrid statement returns every candidate of either leg (each leg's top 100) once, with its
+rank on each leg that found it and both its scores (cosine and BM25, each computed for every candidate); every
+candidate rule is then scored offline with ranx, a page ranking at its best chunk as in `pgrag eval`:
 
-- ``rrf k=K lex=W``: Σ w_leg / (K + rank_leg), what the SQL computes (dense weight 1);
+- ``rrf k=K lex=W``: Σ w_leg / (K + rank_leg) (dense weight 1);
 - ``minmax dense=A`` / ``zscore dense=A``: A · dense + (1 − A) · lexical, each leg's scores min-max normalised
-  (or as z-scores) over its candidates;
+  (or as z-scores) over its own candidates, a chunk the leg did not return counted at that leg's lowest;
+- ``... complete``: the same with the chunk's own score on the leg that did not return it (what the SQL computes);
 - ``adaptive rrf k=K alpha=A``: RRF with per-query leg weights from each leg's score distribution.
 
 The figure per dataset is nDCG@10 (MRR@10 for the docs set, whose questions have one gold page), and a rule's
@@ -21,73 +23,89 @@ import argparse
 import json
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ranx import Qrels, Run, evaluate
 
 from eval_all import DATASETS, ROOT  # a sibling script: the same datasets and collections
+from pgrag.db import spaces
+from pgrag.db.search import search
 from pgrag.evaluation.beir import load_beir
 from pgrag.evaluation.runner import DEPTH
 from pgrag.kb import KnowledgeBase
 
-Leg = dict[str, list[tuple[int, str, float]]]  # query id → [(chunk id, doc id, score)], best first
-Rule = Callable[[list[tuple[int, str, float]], list[tuple[int, str, float]]], dict[int, float]]
+
+@dataclass(frozen=True)
+class Candidate:
+    chunk: int
+    doc: str
+    ranks: tuple[int | None, int | None]  # dense, lexical: None where that leg did not return the chunk
+    scores: tuple[float, float]  # cosine, BM25 (0: no query term)
+
+
+Rule = Callable[[list[Candidate]], dict[int, float]]
+
+
+def leg(candidates: list[Candidate], i: int) -> list[Candidate]:
+    """The candidates leg ``i`` returned, best first."""
+    return sorted((c for c in candidates if c.ranks[i] is not None), key=lambda c: c.ranks[i])
 
 
 def rrf(k: float, lexical_weight: float) -> Rule:
-    def fuse(dense, lexical):
-        scores: dict[int, float] = {}
-        for weight, leg in ((1.0, dense), (lexical_weight, lexical)):
-            for rank, (chunk, _, _) in enumerate(leg, 1):
-                scores[chunk] = scores.get(chunk, 0.0) + weight / (k + rank)
-        return scores
+    def fuse(candidates):
+        return {c.chunk: sum(w / (k + r) for w, r in zip((1.0, lexical_weight), c.ranks) if r is not None)
+                for c in candidates}
     return fuse
 
 
-def normalised(leg: list[tuple[int, str, float]], how: str) -> dict[int, float]:
-    """A leg's scores on a common scale: min-max to [0, 1], or z-scores over its candidates."""
-    values = [score for _, _, score in leg]
+def scaler(scores: list[float], how: str) -> Callable[[float], float]:
+    """A leg's scores on a common scale: min-max to [0, 1], or z-scores, over its own candidates."""
     if how == "minmax":
-        low, span = min(values), (max(values) - min(values)) or 1.0
-        return {chunk: (score - low) / span for chunk, _, score in leg}
-    mean, sd = statistics.fmean(values), statistics.pstdev(values) or 1.0
-    return {chunk: (score - mean) / sd for chunk, _, score in leg}
+        low, span = min(scores), (max(scores) - min(scores)) or 1.0
+        return lambda score: (score - low) / span
+    mean, sd = statistics.fmean(scores), statistics.pstdev(scores) or 1.0
+    return lambda score: (score - mean) / sd
 
 
-def score_sum(how: str, dense_weight: float) -> Rule:
-    """A · dense + (1 − A) · lexical on normalised scores; a chunk one leg missed gets that leg's lowest."""
-    def fuse(dense, lexical):
-        legs = [(weight, normalised(leg, how)) for weight, leg in ((dense_weight, dense), (1 - dense_weight, lexical))
-                if leg]
-        lowest = [min(scores.values()) for _, scores in legs]
-        chunks = set().union(*(scores for _, scores in legs))
-        return {c: sum(w * scores.get(c, low) for (w, scores), low in zip(legs, lowest)) for c in chunks}
+def score_sum(how: str, dense_weight: float, complete: bool) -> Rule:
+    """A · dense + (1 − A) · lexical on normalised scores; a chunk one leg missed gets its own score on that leg
+    (``complete``) or that leg's lowest."""
+    def fuse(candidates):
+        total = dict.fromkeys((c.chunk for c in candidates), 0.0)
+        for i, weight in enumerate((dense_weight, 1 - dense_weight)):
+            returned = [c.scores[i] for c in leg(candidates, i)]
+            if not returned:
+                continue
+            scale, lowest = scaler(returned, how), min(returned)
+            for c in candidates:
+                total[c.chunk] += weight * scale(c.scores[i] if complete or c.ranks[i] is not None else lowest)
+        return total
     return fuse
 
 
 def adaptive_rrf(k: float, alpha: float, top: int = 10) -> Rule:
     """RRF whose leg weights follow each leg's confidence in this query: how far its best score stands above its
     ``top``-th, relative to the spread of its whole list (``alpha`` 0: plain RRF, 1: weights from that alone)."""
-    def confidence(leg):
-        if len(leg) <= top:
+    def confidence(scores):
+        if len(scores) <= top:
             return 1.0
-        return (leg[0][2] - leg[top - 1][2]) / ((leg[0][2] - leg[-1][2]) or 1.0)
+        return (scores[0] - scores[top - 1]) / ((scores[0] - scores[-1]) or 1.0)
 
-    def fuse(dense, lexical):
-        cd, cl = confidence(dense), confidence(lexical)
+    def fuse(candidates):
+        cd, cl = (confidence([c.scores[i] for c in leg(candidates, i)]) for i in (0, 1))
         shares = (2 * cd / ((cd + cl) or 1.0), 2 * cl / ((cd + cl) or 1.0))
-        scores: dict[int, float] = {}
-        for share, leg in zip(shares, (dense, lexical)):
-            for rank, (chunk, _, _) in enumerate(leg, 1):
-                scores[chunk] = scores.get(chunk, 0.0) + (1 - alpha + alpha * share) / (k + rank)
-        return scores
+        return {c.chunk: sum((1 - alpha + alpha * share) / (k + r) for share, r in zip(shares, c.ranks) if r is not None)
+                for c in candidates}
     return fuse
 
 
 def rules() -> dict[str, Rule]:
     candidates = {f"rrf k={k} lex={w}": rrf(k, w) for k in (1, 2, 5, 10, 20, 60) for w in (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)}
     for how in ("minmax", "zscore"):
-        candidates |= {f"{how} dense={a}": score_sum(how, a) for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+        for complete in (False, True):
+            candidates |= {f"{how} dense={a}{' complete' if complete else ''}": score_sum(how, a, complete)
+                           for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
     candidates |= {f"adaptive rrf k={k} alpha={a}": adaptive_rrf(k, a) for k in (5, 10) for a in (0.3, 0.6, 1.0)}
     return candidates
 
@@ -117,25 +135,31 @@ def main() -> None:
             folder, split = DATASETS[name]
             dataset = load_beir(folder, split)
             collection, metric = f"beir-{folder.name}{args.suffix}", "mrr@10" if dataset.files else "ndcg@10"
-            legs: dict[str, Leg] = {"dense": {}, "lexical": {}}
+            with kb.engine.connect() as conn:
+                space = spaces.active_space_of(conn, collection)
+            embed = kb.models.embeddings.for_space(space.dimension).embed_query
+            # Each leg's top DEPTH, as `pgrag eval` fuses them, and every one of their candidates returned.
+            params = replace(kb.retrieval.params("hybrid", 2 * DEPTH), candidates=DEPTH)
+            pool: dict[str, list[Candidate]] = {}
             for qid, text in dataset.queries.items():
-                for mode, leg in legs.items():
-                    hits = kb.search_hits(text, collection=collection, mode=mode, k=DEPTH)
-                    leg[qid] = [(h.chunk_id, dataset.doc_id(h.source), h.scores[f"{mode}_score"]) for h in hits]
+                with kb.engine.begin() as conn:
+                    hits = search(conn, space, text, embed(text), params)
+                pool[qid] = [Candidate(h.chunk_id, dataset.doc_id(h.source),
+                                       (h.scores["dense_rank"], h.scores["lexical_rank"]),
+                                       (h.scores["dense_score"], h.scores["lexical_score"] or 0.0)) for h in hits]
             qrels = Qrels(dataset.qrels)
 
             def score(ranked: dict[str, list[tuple[int, str]]]) -> float:
                 return round(float(evaluate(qrels, Run(page_run(ranked)), metric, make_comparable=True)), 4)
 
-            for mode, leg in legs.items():
+            for i, mode in enumerate(("dense", "lexical")):
                 figures.setdefault(f"{mode} alone", {})[name] = score(
-                    {qid: [(c, d) for c, d, _ in hits] for qid, hits in leg.items()})
+                    {qid: [(c.chunk, c.doc) for c in leg(candidates, i)] for qid, candidates in pool.items()})
             for label, fuse in rules().items():
                 ranked = {}
-                for qid in dataset.queries:
-                    docs = {c: d for c, d, _ in legs["dense"][qid] + legs["lexical"][qid]}
-                    fused = fuse(legs["dense"][qid], legs["lexical"][qid])
-                    ranked[qid] = [(c, docs[c]) for c in sorted(fused, key=lambda c: (-fused[c], c))]
+                for qid, candidates in pool.items():
+                    fused = fuse(candidates)
+                    ranked[qid] = [(c.chunk, c.doc) for c in sorted(candidates, key=lambda c: (-fused[c.chunk], c.chunk))]
                 figures.setdefault(label, {})[name] = score(ranked)
             print(name, metric, {k: v[name] for k, v in figures.items() if "alone" in k}, flush=True)
 

@@ -1,5 +1,5 @@
-"""The SQL of search: one statement that runs the dense leg (HNSW), the lexical leg (BM25 over postings)
-and fuses them with weighted reciprocal rank fusion.
+"""The SQL of search: one statement that runs the dense leg (HNSW), the lexical leg (BM25 over postings),
+scores every candidate of either leg on both, and fuses them (min-max scaled scores or reciprocal ranks).
 
 Postgres has no BM25 and ``ts_rank`` has no IDF, so BM25 is computed here from the postings, document
 frequencies and lengths that the chunks triggers keep current (migrations 0001 and 0009). The lexical leg reads
@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from pgvector import Vector
 
-from pgrag.config import SearchMode
+from pgrag.config import Fusion, SearchMode
 from pgrag.db.models import TEXT_SEARCH_CONFIG
 from pgrag.db.spaces import Space
 
@@ -31,6 +31,7 @@ class SearchParams:
     mode: SearchMode = "hybrid"
     k: int = 5
     candidates: int = 50
+    fusion: Fusion = "minmax"
     rrf_k: float = 60.0
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
@@ -94,25 +95,25 @@ pool AS MATERIALIZED (
   ORDER BY sum(t.idf * (p.bucket + 0.5::float8)) DESC, p.chunk_id
   LIMIT :pool
 ),
+scored AS (
+  -- Exact BM25 of the pool, and of the dense leg's candidates, so that fusion knows both scores of each chunk:
+  -- term frequencies from the chunk's own tsvector, cut down to the query's terms (marked with weight A, then
+  -- filtered: C functions, rather than unnesting every term of every chunk).
+  SELECT s.chunk_id,
+         sum(t.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
+  FROM (SELECT chunk_id FROM pool UNION SELECT chunk_id FROM dense) s
+  JOIN chunks c ON c.id = s.chunk_id
+  CROSS JOIN LATERAL (
+    SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS tf
+    FROM unnest(ts_filter(setweight(c.tsv, 'A', (SELECT array_agg(lexeme) FROM terms)), '{{a}}'))
+  ) u
+  JOIN terms t ON t.lexeme = u.lexeme
+  CROSS JOIN stats
+  GROUP BY s.chunk_id
+),
 lexical AS (
   SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank
-  FROM (
-    -- Exact BM25 of the pool: term frequencies from the chunk's own tsvector, cut down to the query's terms
-    -- (marked with weight A, then filtered: C functions, rather than unnesting every term of every chunk).
-    SELECT pool.chunk_id,
-           sum(t.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * c.token_count / stats.avgdl))) AS score
-    FROM pool
-    JOIN chunks c ON c.id = pool.chunk_id
-    CROSS JOIN LATERAL (
-      SELECT lexeme, coalesce(array_length(positions, 1), 1)::float8 AS tf
-      FROM unnest(ts_filter(setweight(c.tsv, 'A', (SELECT array_agg(lexeme) FROM terms)), '{{a}}'))
-    ) u
-    JOIN terms t ON t.lexeme = u.lexeme
-    CROSS JOIN stats
-    GROUP BY pool.chunk_id
-    ORDER BY score DESC, pool.chunk_id
-    LIMIT :candidates
-  ) best
+  FROM (SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id LIMIT :candidates) best
 )"""
 
 # Chunks scored exactly per candidate the lexical leg returns; measured in docs/scale.md.
@@ -120,13 +121,49 @@ POOL_PER_CANDIDATE = 4
 
 _EMPTY_LEG = "{name} AS (SELECT NULL::bigint AS chunk_id, NULL::float8 AS score, NULL::bigint AS rank WHERE false)"
 
+_COSINE_OF_LEXICAL = """
+dense_scores AS (
+  -- The dense leg's scores and the exact cosine of the chunks that only the lexical leg found.
+  SELECT chunk_id, score FROM dense
+  UNION ALL
+  SELECT e.chunk_id, 1 - (e.{column}::{cast} <=> CAST(:query_vector AS {cast}))
+  FROM lexical l JOIN chunk_embeddings e ON e.space_id = :space_id AND e.chunk_id = l.chunk_id
+  WHERE NOT EXISTS (SELECT 1 FROM dense d WHERE d.chunk_id = l.chunk_id)
+)"""
+
+
+def _minmax(leg: str) -> str:
+    """A chunk's score on ``leg`` scaled so that the leg's own candidates span [0, 1]; a chunk the leg did not
+    return scores below 0 (a missing BM25 score is 0: no query term). A leg that returned nothing adds 0."""
+    score = f"coalesce({leg}_scores.score, 0)"
+    return (f"CASE WHEN spans.{leg}_span > 0 THEN ({score} - spans.{leg}_min) / spans.{leg}_span"
+            f" WHEN {score} >= spans.{leg}_min THEN 1 ELSE 0 END")
+
+
+# How the two legs' candidates are fused into one ranking (settings.fusion). Min-max fusion of both scores of
+# every candidate is Weaviate's relativeScoreFusion; RRF uses the ranks alone. Measured in docs/eval/fusion.md.
+FUSION_SCORES = {
+    "minmax": f"CAST(:dense_weight AS float8) * ({_minmax('dense')})"
+              f" + CAST(:lexical_weight AS float8) * ({_minmax('lexical')})",
+    "rrf": "coalesce(CAST(:dense_weight AS float8) / (:rrf_k + d.rank), 0)"
+           " + coalesce(CAST(:lexical_weight AS float8) / (:rrf_k + l.rank), 0)",
+}
+
 _FUSE = """
+spans AS (
+  SELECT min(d.score) AS dense_min, max(d.score) - min(d.score) AS dense_span,
+         (SELECT min(score) FROM lexical) AS lexical_min, (SELECT max(score) - min(score) FROM lexical) AS lexical_span
+  FROM dense d
+),
 fused AS (
-  SELECT coalesce(d.chunk_id, l.chunk_id) AS chunk_id,
-         d.rank AS dense_rank, d.score AS dense_score, l.rank AS lexical_rank, l.score AS lexical_score,
-         coalesce(CAST(:dense_weight AS float8) / (:rrf_k + d.rank), 0)
-           + coalesce(CAST(:lexical_weight AS float8) / (:rrf_k + l.rank), 0) AS score
-  FROM dense d FULL OUTER JOIN lexical l ON l.chunk_id = d.chunk_id
+  SELECT f.chunk_id, d.rank AS dense_rank, dense_scores.score AS dense_score,
+         l.rank AS lexical_rank, lexical_scores.score AS lexical_score, {score} AS score
+  FROM (SELECT chunk_id FROM dense UNION SELECT chunk_id FROM lexical) f
+  LEFT JOIN dense d USING (chunk_id)
+  LEFT JOIN lexical l USING (chunk_id)
+  LEFT JOIN dense_scores USING (chunk_id)
+  LEFT JOIN scored lexical_scores USING (chunk_id)
+  CROSS JOIN spans
 )
 SELECT f.*, c.document_id, c.ordinal, c.content, c.metadata, doc.source
 FROM fused f
@@ -136,7 +173,7 @@ ORDER BY f.score DESC, f.chunk_id
 LIMIT :k"""
 
 
-def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
+def search_sql(mode: SearchMode, space: Space, filtered: bool, fusion: Fusion = "minmax") -> str:
     """The statement for a mode; distinct modes get distinct SQL text, so prepared plans never mix."""
     chunk_filter = "AND c.metadata @> CAST(:filter AS jsonb)" if filtered else ""
     dense = (
@@ -155,9 +192,12 @@ def search_sql(mode: SearchMode, space: Space, filtered: bool) -> str:
             filter_join=f"JOIN chunks c ON c.id = p.chunk_id {chunk_filter}" if filtered else "",
         )
         if mode in ("lexical", "hybrid")
-        else _EMPTY_LEG.format(name="lexical")
+        else _EMPTY_LEG.format(name="scored") + ",\n" + _EMPTY_LEG.format(name="lexical")
     )
-    return "WITH " + dense + ",\n" + lexical + ",\n" + _FUSE
+    dense_scores = (_COSINE_OF_LEXICAL.format(column=space.column, cast=space.vector_cast) if mode == "hybrid"
+                    else "dense_scores AS (SELECT chunk_id, score FROM dense)")
+    return ("WITH " + ",\n".join([dense, lexical, dense_scores])
+            + ",\n" + _FUSE.format(score=FUSION_SCORES[fusion]))
 
 
 def feedback_terms(conn: sa.Connection, collection_id: int, chunk_ids: Sequence[int], n_terms: int) -> list[str]:
@@ -194,7 +234,7 @@ def search(
     if filtered:
         conn.execute(sa.text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
     rows = conn.execute(
-        sa.text(search_sql(params.mode, space, filtered)),
+        sa.text(search_sql(params.mode, space, filtered, params.fusion)),
         {
             "collection_id": space.collection_id,
             "space_id": space.id,

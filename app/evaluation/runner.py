@@ -104,7 +104,7 @@ def evaluate_dataset(
         split_queries=len(dataset.queries),
         collection=collection,
         settings={key: getattr(settings, key) for key in (
-            "embeddings", "reranker", "rrf_k", "dense_weight", "lexical_weight", "bm25_k1", "bm25_b",
+            "embeddings", "reranker", "fusion", "rrf_k", "dense_weight", "lexical_weight", "bm25_k1", "bm25_b",
             "rerank_candidates")} | {"expansion": expansion},
     )
     qrels = Qrels(dataset.qrels)
