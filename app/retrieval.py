@@ -10,12 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from langchain_core.documents import Document
 
+from pgrag.chains.citations import code_names
 from pgrag.chains.expansion import fuse_rankings, hypothetical_document, rewrite_queries
 from pgrag.chains.rerank import CrossEncoderReranker
 from pgrag.config import Expansion, SearchMode, Settings
 from pgrag import validation
 from pgrag.db import spaces
-from pgrag.db.search import Hit, SearchParams, feedback_terms, search, unseen_words
+from pgrag.db.search import Hit, SearchParams, feedback_terms, search, unseen_names, unseen_words
 from pgrag.providers import Models
 
 
@@ -96,18 +97,21 @@ class Retrieval:
 
     def unseen_words(self, query: str, collection: str | None = None) -> list[str]:
         """The query's words that the collection never contains although, for its size, it would be expected
-        to: names and terms no English word list knows ("maxfail", "urllib3") in any collection, and English
+        to: names and terms no English word list knows ("maxfail", "urllib3") in any collection, English
         words (by their frequency in English, from wordfreq) once the collection is large enough to hold them
-        at least once ("Flask" in a 1M-token manual, not "often" in three sentences). A question naming such a
-        word asks about something the knowledge base does not cover; a small chat model answers it anyway,
-        from memory (docs/eval/answers.md)."""
+        at least once ("Flask" in a 1M-token manual, not "often" in three sentences), and code-shaped names
+        that no chunk contains whole (CSRF_TRUSTED_ORIGINS, whose words apart are common). A question naming
+        such a word asks about something the knowledge base does not cover; a small chat model answers it
+        anyway, from memory (docs/eval/answers.md)."""
         from wordfreq import word_frequency
 
         with self.engine.begin() as conn:
-            words, tokens = unseen_words(conn, spaces.collection_id(conn, collection or self.settings.collection),
-                                         query)
-        return [word for word in words if (frequency := word_frequency(word, "en")) == 0
-                or tokens * frequency >= EXPECTED_OCCURRENCES]
+            collection_id = spaces.collection_id(conn, collection or self.settings.collection)
+            words, tokens = unseen_words(conn, collection_id, query)
+            names = unseen_names(conn, collection_id, code_names(query))
+        expected = [word for word in words if (frequency := word_frequency(word, "en")) == 0
+                    or tokens * frequency >= EXPECTED_OCCURRENCES]
+        return list(dict.fromkeys([*names, *expected]))
 
     def reranker(self, top_n: int) -> CrossEncoderReranker | None:
         """The configured cross-encoder as a document compressor keeping ``top_n``, or None when it is off."""

@@ -133,14 +133,15 @@ def _known_numbers(text: str) -> set[str]:
     return {*_stated_numbers(text), *(n for w, n in _NUMBER_WORDS.items() if w in words)}
 
 
-def _code_names(text: str) -> list[str]:
+def code_names(text: str) -> list[str]:
+    """The code-shaped names in ``text`` (snake_case, dunder, CamelCase), in order, once each."""
     return [name for name in dict.fromkeys(_IDENTIFIER.findall(text)) if _CODE_SHAPED.search(name)]
 
 
 def _states_specifics(answer: str) -> bool:
     """Whether the answer (citations aside) states a number or a code-shaped name."""
     claim = _CITATION.sub(" ", answer)
-    return bool(_NUMBER.search(claim) or _code_names(claim))
+    return bool(_NUMBER.search(claim) or code_names(claim))
 
 
 def _known_terms(question: str, sources: list[Document]) -> tuple[set[str], set[str]]:
@@ -152,7 +153,7 @@ def _known_terms(question: str, sources: list[Document]) -> tuple[set[str], set[
 def _unsupported(answer: str, known: tuple[set[str], set[str]]) -> list[str]:
     claim, (numbers, names) = _CITATION.sub(" ", answer), known
     return ([n for n in _stated_numbers(claim) if n not in numbers]
-            + [name for name in _code_names(claim) if name.lower() not in names])
+            + [name for name in code_names(claim) if name.lower() not in names])
 
 
 def unsupported_terms(answer: str, question: str, sources: list[Document]) -> list[str]:

@@ -74,6 +74,9 @@ def test_a_question_naming_what_no_passage_mentions_is_not_answered(kb, ferry):
     assert answer.abstained and answer.retrieval["weak"] and answer.retrieval["unseen_words"] == ["Kirrinmore"]
     assert "'Kirrinmore'" in answer.answer and answer.citations == [] and answer.timings["first_token_s"] is None
     assert kb.retrieval.unseen_words("Where are the tickets for the ferry sold?", ferry) == []
+    # A code-shaped name counts as a whole: its words apart are all here, never together.
+    assert kb.retrieval.unseen_words("Where is the FERRY_TICKET_KIOSK?", ferry) == ["FERRY_TICKET_KIOSK"]
+    assert kb.retrieval.unseen_words("When does the harbour_ferry leave?", ferry) == []
 
 
 def test_invalid_citations_are_removed_and_uncited_sentences_found():

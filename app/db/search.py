@@ -285,3 +285,16 @@ def unseen_words(conn: sa.Connection, collection_id: int, text: str) -> tuple[li
         ORDER BY min(d.ordinality)"""), {"collection_id": collection_id, "text": text}).scalars())
     tokens = conn.execute(sa.text("SELECT token_count FROM collections WHERE id = :id"), {"id": collection_id})
     return words, int(tokens.scalar_one())
+
+
+def unseen_names(conn: sa.Connection, collection_id: int, names: Sequence[str]) -> list[str]:
+    """The names that the text parser splits into several words (CSRF_TRUSTED_ORIGINS: "csrf", "trusted",
+    "origins") and that no chunk of the collection contains as that phrase, in the order given. The words apart
+    may all be common; the name is what the question is about."""
+    return list(conn.execute(sa.text(f"""
+        SELECT n.name
+        FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS n(name, i),
+             phraseto_tsquery('{TEXT_SEARCH_CONFIG}'::regconfig, n.name) AS q
+        WHERE numnode(q) > 1
+          AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.collection_id = :collection_id AND c.tsv @@ q)
+        ORDER BY n.i"""), {"collection_id": collection_id, "names": list(names)}).scalars())
