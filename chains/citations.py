@@ -113,9 +113,9 @@ def citation_filter(n_sources: int, on_piece: Callable[[], None] = lambda: None)
 # plain words are not (paraphrase is what a model should do). A number may come from the question ("since 3.8");
 # a name must come from a source: one that only the question names means the sources are about something else
 # (a name that no chunk of the collection holds at all, like Django's CSRF_TRUSTED_ORIGINS in the Python manual,
-# is caught before the model runs: Retrieval.unseen_words). On the Python manual set this turns 4 of the default model's 7 invented answers to unanswerable
-# questions into "the sources do not say", and 1 of its 61 right answers, one its sources did not back
-# (docs/eval/answers.md).
+# is caught before the model runs: Retrieval.unseen_words). On the Python manual set this turns 4 of the default
+# model's 7 invented answers to unanswerable questions into "the sources do not say", and 1 of its 61 right
+# answers, one its sources did not back (docs/eval/answers.md).
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CODE_SHAPED = re.compile(r"\w_|_\w|[a-z][A-Z]|[A-Z]{2}[a-z]")
