@@ -151,9 +151,9 @@ FUSION_SCORES = {
 
 _FUSE = """
 spans AS (
-  SELECT min(d.score) AS dense_min, max(d.score) - min(d.score) AS dense_span,
-         (SELECT min(score) FROM lexical) AS lexical_min, (SELECT max(score) - min(score) FROM lexical) AS lexical_span
-  FROM dense d
+  SELECT d.low AS dense_min, d.high - d.low AS dense_span, l.low AS lexical_min, l.high - l.low AS lexical_span
+  FROM (SELECT min(score) AS low, max(score) AS high FROM dense) d,
+       (SELECT min(score) AS low, max(score) AS high FROM lexical) l
 ),
 fused AS (
   SELECT f.chunk_id, d.rank AS dense_rank, dense_scores.score AS dense_score,
@@ -173,7 +173,7 @@ ORDER BY f.score DESC, f.chunk_id
 LIMIT :k"""
 
 
-def search_sql(mode: SearchMode, space: Space, filtered: bool, fusion: Fusion = "minmax") -> str:
+def search_sql(mode: SearchMode, space: Space, filtered: bool, fusion: Fusion) -> str:
     """The statement for a mode; distinct modes get distinct SQL text, so prepared plans never mix."""
     chunk_filter = "AND c.metadata @> CAST(:filter AS jsonb)" if filtered else ""
     dense = (
@@ -291,6 +291,8 @@ def unseen_names(conn: sa.Connection, collection_id: int, names: Sequence[str]) 
     """The names that the text parser splits into several words (CSRF_TRUSTED_ORIGINS: "csrf", "trusted",
     "origins") and that no chunk of the collection contains as that phrase, in the order given. The words apart
     may all be common; the name is what the question is about."""
+    if not names:
+        return []
     return list(conn.execute(sa.text(f"""
         SELECT n.name
         FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS n(name, i),
