@@ -11,10 +11,12 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableGenerator
 
+from pgrag.chains.context import terms
+
 # What the prompt and the grammar ask a model to write when the sources do not answer the question.
 ABSTENTION = "The sources do not say."
 _ABSTAINS = re.compile(
-    r"sources? do(?:es)? not say|\b(?:sources?|context|documents?|passages?|knowledge base)\b[^.]{0,40}"
+    r"sources? do(?:es)? not say|\b(?:sources?|context|documents?|passages?|knowledge base)\b[^.,]{0,40}"
     r"\b(?:do(?:es)?n['o]?t|not|no)\b[^.]{0,25}\b(?:say|mention|contain|provide|include|specify|state|cover|"
     r"answer|information)|\bno information\b|\bnot (?:mentioned|specified|stated|provided) in\b",
     re.IGNORECASE,
@@ -47,6 +49,19 @@ def extract_citations(answer: str, sources: list[Document]) -> list[dict[str, An
         {"number": n, "source": sources[n - 1].metadata.get("source"), "chunk_id": sources[n - 1].metadata.get("chunk_id")}
         for n in numbers
     ]
+
+
+def adds_from_sources(answer: str, question: str, sources: list[Document]) -> bool:
+    """Whether the answer states a word or number that the question does not and a source does. An answer that
+    only restates the question ("-3**2 evaluates to -9") or adds only what no source says ("you cannot bring a
+    bicycle") fails. Any source counts, not only the cited ones: the small model often cites a neighbour of the
+    passage it took the answer from."""
+    said = _terms(_CITATION.sub(" ", answer)) - _terms(question)
+    return bool(said & _terms(" ".join(doc.page_content for doc in sources)))
+
+
+def _terms(text: str) -> set[str]:
+    return terms(text) | set(_stated_numbers(text))
 
 
 def is_abstention(answer: str) -> bool:

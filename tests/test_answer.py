@@ -6,6 +6,8 @@ import pytest
 from langchain_core.documents import Document
 
 from pgrag.chains.citations import (
+    ABSTENTION,
+    adds_from_sources,
     clean_citations,
     extract_citations,
     is_abstention,
@@ -77,6 +79,30 @@ def test_a_question_naming_what_no_passage_mentions_is_not_answered(kb, ferry):
     # A code-shaped name counts as a whole: its words apart are all here, never together.
     assert kb.retrieval.unseen_words("Where is the FERRY_TICKET_KIOSK?", ferry) == ["FERRY_TICKET_KIOSK"]
     assert kb.retrieval.unseen_words("When does the harbour_ferry leave?", ferry) == []
+
+
+def test_the_model_s_abstention_gets_a_second_look_that_must_add_from_the_sources(kb, ferry):
+    from pgrag.chains.answer import SECOND_LOOK, answer_prompt, citation_grammar
+    from pgrag.chains.context import format_context
+
+    # The system prompt's own example of an abstention: the model abstains, and the second look writes what the
+    # sources say instead. An abstention is never shown and then replaced: the answer starts with it only if it is it.
+    answer = kb.ask("Who designed the lighthouse?", collection=ferry, k=3)
+    assert answer.answer == ABSTENTION or (answer.answer.startswith(SECOND_LOOK) and answer.grounded)
+    # The second look's grammar begins the answer with the opening and cites a source.
+    sources = kb.search("Who designed the lighthouse?", collection=ferry, k=3)
+    prompt = answer_prompt().invoke({"question": "Who designed the lighthouse?",
+                                     "context": format_context("Who designed the lighthouse?", sources, 300)})
+    second = str(kb.models.chat_model.bind(grammar=citation_grammar(3, SECOND_LOOK)).invoke(prompt).content)
+    assert second.startswith(SECOND_LOOK) and extract_citations(second, sources)
+
+
+def test_a_second_look_counts_only_if_it_adds_from_the_sources():
+    sources = [Document("Tickets cost six euros at the kiosk on pier 4.")]
+    assert adds_from_sources("Tickets are sold at the kiosk [1].", "Where are tickets sold?", sources)
+    assert adds_from_sources("They cost 6 euros, at pier 4 [1].", "How much are tickets?", sources)
+    assert not adds_from_sources("Tickets are sold [1].", "Where are tickets sold?", sources)  # only restates
+    assert not adds_from_sources("You cannot bring a bicycle [1].", "Can I bring a bicycle?", sources)  # not there
 
 
 def test_invalid_citations_are_removed_and_uncited_sentences_found():
