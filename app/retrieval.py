@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from langchain_core.documents import Document
 
-from pgrag.chains.citations import code_names
+from pgrag.chains.citations import code_names, numbered_names
 from pgrag.chains.expansion import fuse_rankings, hypothetical_document, rewrite_queries
 from pgrag.chains.rerank import CrossEncoderReranker
 from pgrag.config import Expansion, SearchMode, Settings
@@ -99,8 +99,9 @@ class Retrieval:
         """The query's words that the collection never contains although, for its size, it would be expected
         to: names and terms no English word list knows ("maxfail", "urllib3") in any collection, English
         words (by their frequency in English, from wordfreq) once the collection is large enough to hold them
-        at least once ("Flask" in a 1M-token manual, not "often" in three sentences), and code-shaped names
-        that no chunk contains whole (CSRF_TRUSTED_ORIGINS, whose words apart are common). A question naming
+        at least once ("Flask" in a 1M-token manual, not "often" in three sentences), and code-shaped or
+        numbered names that no chunk contains whole (CSRF_TRUSTED_ORIGINS, whose words apart are common; "PEP
+        695" in the Python 3.11 manual, which has both words but never together). A question naming
         such a word asks about something the knowledge base does not cover; a small chat model answers it
         anyway, from memory (docs/eval/answers.md)."""
         from wordfreq import word_frequency
@@ -108,7 +109,7 @@ class Retrieval:
         with self.engine.begin() as conn:
             collection_id = spaces.collection_id(conn, collection or self.settings.collection)
             words, tokens = unseen_words(conn, collection_id, query)
-            names = unseen_names(conn, collection_id, code_names(query))
+            names = unseen_names(conn, collection_id, [*code_names(query), *numbered_names(query)])
         expected = [word for word in words if (frequency := word_frequency(word, "en")) == 0
                     or tokens * frequency >= EXPECTED_OCCURRENCES]
         return list(dict.fromkeys([*names, *expected]))

@@ -153,6 +153,18 @@ def code_names(text: str) -> list[str]:
     return [name for name in dict.fromkeys(_IDENTIFIER.findall(text)) if _CODE_SHAPED.search(name)]
 
 
+# A proper name and the number that follows it: "PEP 695", "RFC 9110", "CPython 3.13" (a capitalised word that does
+# not start a sentence, so "Since 3.10, ..." is no name).
+_NUMBERED_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*[ -]\d+(?:\.\d+)*\b")
+
+
+def numbered_names(text: str) -> list[str]:
+    """The numbered names in ``text`` ("PEP 695", "Python 3.12"), in order, once each."""
+    found = (match for match in _NUMBERED_NAME.finditer(text)
+             if text[: match.start()].rstrip()[-1:] not in ("", ".", "?", "!", ":"))
+    return list(dict.fromkeys(match.group() for match in found))
+
+
 def _states_specifics(answer: str) -> bool:
     """Whether the answer (citations aside) states a number or a code-shaped name."""
     claim = _CITATION.sub(" ", answer)

@@ -79,6 +79,10 @@ def test_a_question_naming_what_no_passage_mentions_is_not_answered(kb, ferry):
     # A code-shaped name counts as a whole: its words apart are all here, never together.
     assert kb.retrieval.unseen_words("Where is the FERRY_TICKET_KIOSK?", ferry) == ["FERRY_TICKET_KIOSK"]
     assert kb.retrieval.unseen_words("When does the harbour_ferry leave?", ferry) == []
+    # So does a numbered name: pier 4 is here, Regulation 12 is not; a sentence's first word is no name.
+    assert kb.retrieval.unseen_words("What does Regulation 12 say about the ferry from Pier 4?", ferry) == [
+        "Regulation 12"]
+    assert kb.retrieval.unseen_words("Since 2019, where do ferries leave from?", ferry) == []
 
 
 def test_the_model_s_abstention_gets_a_second_look_that_must_add_from_the_sources(kb, ferry):
