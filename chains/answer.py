@@ -41,7 +41,7 @@ def answer_prompt() -> ChatPromptTemplate:
 
 
 # A small model writes "The sources do not say." far more often when the sources do say than when they do not: on
-# the Python manual set Qwen2.5 1.5B did so for 12 answerable questions and 1 unanswerable one, while the other
+# the Python manual set Qwen2.5 1.5B did so for 10 answerable questions and 1 unanswerable one, while the other
 # unanswerable questions it reaches, it answers anyway (docs/eval/answers.md). So its abstention is not final: the
 # answer is decoded again, begun with these words, which leaves the model no way to abstain at the start. That
 # answer is kept only if it adds to the question something the sources contain (``adds_from_sources``); the support
