@@ -74,13 +74,17 @@ def citation_grammar(n_sources: int, opening: str = "") -> Any:
 
 
 def _grammar_answer(llm: BaseChatModel, question: str, sources: list[Document]) -> RunnableGenerator:
-    """A streaming step (prompt → str) for llama.cpp models: the answer under the citation grammar, and when it is
-    the abstention, the answer decoded again from ``SECOND_LOOK``, passed on whole if what follows the opening adds
-    to the question from the sources (else the abstention stands). Text that may still become the abstention is held back (a few tokens), so the user never
-    sees an abstention that is then replaced. The second decoding re-reads none of the prompt: llama.cpp keeps the
-    prefix it shares with the previous call."""
+    """A streaming step (prompt → str) for llama.cpp models: the answer under the citation grammar, and a second
+    look, decoded from ``SECOND_LOOK``, when that answer is the abstention (the second look replaces it) or only
+    restates the question (the second look follows it). A second look is passed on whole, and only if what follows
+    its opening adds to the question from the sources. Text that may still become the abstention is held back (a
+    few tokens), so the user never sees an abstention that is then replaced. The second decoding re-reads none of
+    the prompt: llama.cpp keeps the prefix it shares with the previous call."""
     first = llm.bind(grammar=citation_grammar(len(sources)))
     second = llm.bind(grammar=citation_grammar(len(sources), SECOND_LOOK))
+
+    def adds(answer: str) -> bool:
+        return adds_from_sources(answer.removeprefix(SECOND_LOOK), question, sources)
 
     def settle(held: str | None, piece: str) -> tuple[str | None, str]:
         """(text still held back, text to pass on) once ``piece`` has arrived."""
@@ -89,33 +93,40 @@ def _grammar_answer(llm: BaseChatModel, question: str, sources: list[Document]) 
         held += piece
         return (held, "") if ABSTENTION.startswith(held) else (None, held)
 
-    def checked(second_answer: str) -> str:
-        adds = adds_from_sources(second_answer.removeprefix(SECOND_LOOK), question, sources)
-        return second_answer if adds else ABSTENTION
+    def needs_second_look(answer: str) -> bool:
+        return answer == ABSTENTION or not adds(answer)
+
+    def ending(answer: str, second_answer: str) -> str:
+        """What follows the first answer's text (none of it, if it is the abstention) once the second look is in."""
+        if not adds(second_answer):
+            return ABSTENTION if answer == ABSTENTION else ""
+        return second_answer if answer == ABSTENTION else " " + second_answer
 
     def pieces(prompts: Iterator[PromptValue]) -> Iterator[str]:
         for prompt in prompts:
-            held: str | None = ""
+            answer, held = "", ""
             for chunk in first.stream(prompt):
+                answer += str(chunk.content)
                 held, out = settle(held, str(chunk.content))
                 if out:
                     yield out
-            if held == ABSTENTION:
-                held = checked(str(second.invoke(prompt).content))
-            if held:
+            if held and held != ABSTENTION:
                 yield held
+            if needs_second_look(answer) and (rest := ending(answer, str(second.invoke(prompt).content))):
+                yield rest
 
     async def apieces(prompts: AsyncIterator[PromptValue]) -> AsyncIterator[str]:
         async for prompt in prompts:
-            held: str | None = ""
+            answer, held = "", ""
             async for chunk in first.astream(prompt):
+                answer += str(chunk.content)
                 held, out = settle(held, str(chunk.content))
                 if out:
                     yield out
-            if held == ABSTENTION:
-                held = checked(str((await second.ainvoke(prompt)).content))
-            if held:
+            if held and held != ABSTENTION:
                 yield held
+            if needs_second_look(answer) and (rest := ending(answer, str((await second.ainvoke(prompt)).content))):
+                yield rest
 
     return RunnableGenerator(pieces, apieces, name="grammar_answer")
 

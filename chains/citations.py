@@ -52,16 +52,24 @@ def extract_citations(answer: str, sources: list[Document]) -> list[dict[str, An
 
 
 def adds_from_sources(answer: str, question: str, sources: list[Document]) -> bool:
-    """Whether the answer states a word or number that the question does not and a source does. An answer that
-    only restates the question ("-3**2 evaluates to -9") or adds only what no source says ("you cannot bring a
-    bicycle") fails. Any source counts, not only the cited ones: the small model often cites a neighbour of the
-    passage it took the answer from."""
-    said = _terms(_CITATION.sub(" ", answer)) - _terms(question)
-    return bool(said & _terms(" ".join(doc.page_content for doc in sources)))
+    """Whether the answer states a word, number, name or quoted literal (`%j`, '/') that the question does not
+    and a source does. An answer that only restates the question ("-3**2 evaluates to -9") or adds only what no
+    source says ("you cannot bring a bicycle") fails. Any source counts, not only the cited ones: the small model
+    often cites a neighbour of the passage it took the answer from."""
+    text, said = " ".join(doc.page_content for doc in sources), _CITATION.sub(" ", answer)
+    literals = {literal for literal in _literals(said) if literal not in question}
+    return bool((_terms(said) - _terms(question)) & _terms(text)) or any(literal in text for literal in literals)
 
 
 def _terms(text: str) -> set[str]:
-    return terms(text) | set(_stated_numbers(text))
+    return terms(text) | set(_stated_numbers(text)) | {name.lower() for name in code_names(text)}
+
+
+_LITERAL = re.compile(r"`([^`]+)`|'([^'\s]+)'|\"([^\"\s]+)\"")
+
+
+def _literals(text: str) -> set[str]:
+    return {"".join(groups) for groups in _LITERAL.findall(text)}
 
 
 def is_abstention(answer: str) -> bool:

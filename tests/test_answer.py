@@ -85,14 +85,15 @@ def test_a_question_naming_what_no_passage_mentions_is_not_answered(kb, ferry):
     assert kb.retrieval.unseen_words("Since 2019, where do ferries leave from?", ferry) == []
 
 
-def test_the_model_s_abstention_gets_a_second_look_that_must_add_from_the_sources(kb, ferry):
+def test_an_abstention_or_a_restated_question_gets_a_second_look_that_must_add_from_the_sources(kb, ferry):
     from pgrag.chains.answer import SECOND_LOOK, answer_prompt, citation_grammar
     from pgrag.chains.context import format_context
 
     # The system prompt's own example of an abstention: the model abstains, and the second look writes what the
     # sources say instead. An abstention is never shown and then replaced: the answer starts with it only if it is it.
     answer = kb.ask("Who designed the lighthouse?", collection=ferry, k=3)
-    assert answer.answer == ABSTENTION or (answer.answer.startswith(SECOND_LOOK) and answer.grounded)
+    assert answer.answer == ABSTENTION or not answer.answer.startswith(ABSTENTION[:-1])
+    assert answer.grounded and (answer.abstained or answer.citations)
     # The second look's grammar begins the answer with the opening and cites a source.
     sources = kb.search("Who designed the lighthouse?", collection=ferry, k=3)
     prompt = answer_prompt().invoke({"question": "Who designed the lighthouse?",
@@ -107,6 +108,9 @@ def test_a_second_look_counts_only_if_it_adds_from_the_sources():
     assert adds_from_sources("They cost 6 euros, at pier 4 [1].", "How much are tickets?", sources)
     assert not adds_from_sources("Tickets are sold [1].", "Where are tickets sold?", sources)  # only restates
     assert not adds_from_sources("You cannot bring a bicycle [1].", "Can I bring a bicycle?", sources)  # not there
+    coded = [Document("Use the %j directive, or raise FrozenInstanceError.")]
+    assert adds_from_sources("The directive is `%j` [1].", "Which directive gives the day?", coded)  # a literal
+    assert adds_from_sources("It raises FrozenInstanceError [1].", "What does a frozen one raise?", coded)  # a name
 
 
 def test_invalid_citations_are_removed_and_uncited_sentences_found():
