@@ -25,6 +25,7 @@ from pgrag.chains.citations import (
     is_abstention,
     support_note,
     uncited_sentences,
+    unsupported_terms,
 )
 from pgrag.chains.context import format_context
 from pgrag.chains.prompts import load_prompt
@@ -43,9 +44,10 @@ def answer_prompt() -> ChatPromptTemplate:
 # A small model writes "The sources do not say." far more often when the sources do say than when they do not: on
 # the Python manual set Qwen2.5 1.5B did so for 10 answerable questions and 1 unanswerable one, while the other
 # unanswerable questions it reaches, it answers anyway (docs/eval/answers.md). So its abstention is not final: the
-# answer is decoded again, begun with these words, which leaves the model no way to abstain at the start. That
-# answer is kept only if it adds to the question something the sources contain (``adds_from_sources``); the support
-# note still calls out invented names and numbers.
+# answer is decoded again, begun with these words, which leaves the model no way to abstain at the start. So is an
+# answer that only restates the question ("The argparse action turns an option into a flag. [1]"); there the second
+# look follows it. A second look is kept only if it adds to the question something the sources contain
+# (``adds_from_sources``); the support note still calls out invented names and numbers.
 SECOND_LOOK = "According to the sources, "
 
 
@@ -94,7 +96,9 @@ def _grammar_answer(llm: BaseChatModel, question: str, sources: list[Document]) 
         return (held, "") if ABSTENTION.startswith(held) else (None, held)
 
     def needs_second_look(answer: str) -> bool:
-        return answer == ABSTENTION or not adds(answer)
+        """The abstention, or an answer that restates the question: nothing in it comes from the sources, and
+        nothing is missing from them either (an invented value is the support note's to call out)."""
+        return answer == ABSTENTION or not (adds(answer) or unsupported_terms(answer, question, sources))
 
     def ending(answer: str, second_answer: str) -> str:
         """What follows the first answer's text (none of it, if it is the abstention) once the second look is in."""
