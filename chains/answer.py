@@ -75,6 +75,45 @@ def citation_grammar(n_sources: int, opening: str = "") -> Any:
     )
 
 
+@dataclass
+class _FirstAnswer:
+    """One answer as the model writes it under the citation grammar: passes text on as it comes, holding back what
+    may still become the abstention, and decides whether a second look is needed and what of it follows."""
+
+    question: str
+    sources: list[Document]
+    text: str = ""
+    held: str | None = ""  # None once the answer can no longer be the abstention
+
+    def feed(self, piece: str) -> str:
+        """The text to pass on now that ``piece`` has arrived."""
+        self.text += piece
+        if self.held is None:
+            return piece
+        self.held += piece
+        if ABSTENTION.startswith(self.held):
+            return ""
+        passed, self.held = self.held, None
+        return passed
+
+    def needs_second_look(self) -> bool:
+        """The abstention, or an answer that restates the question: nothing in it comes from the sources, and
+        nothing is missing from them either (an invented value is the support note's to call out)."""
+        return self.text == ABSTENTION or not (self._adds(self.text)
+                                               or unsupported_terms(self.text, self.question, self.sources))
+
+    def finish(self, second_answer: str) -> str:
+        """What is left to pass on: text still held back, then the second look if it adds to the question from the
+        sources, in place of the abstention or after an answer that restates the question."""
+        if self.text == ABSTENTION:
+            return second_answer if self._adds(second_answer) else ABSTENTION
+        rest = self.held or ""
+        return rest + " " + second_answer if second_answer and self._adds(second_answer) else rest
+
+    def _adds(self, answer: str) -> bool:
+        return adds_from_sources(answer.removeprefix(SECOND_LOOK), self.question, self.sources)
+
+
 def _grammar_answer(llm: BaseChatModel, question: str, sources: list[Document]) -> RunnableGenerator:
     """A streaming step (prompt → str) for llama.cpp models: the answer under the citation grammar, and a second
     look, decoded from ``SECOND_LOOK``, when that answer is the abstention (the second look replaces it) or only
@@ -85,51 +124,24 @@ def _grammar_answer(llm: BaseChatModel, question: str, sources: list[Document]) 
     first = llm.bind(grammar=citation_grammar(len(sources)))
     second = llm.bind(grammar=citation_grammar(len(sources), SECOND_LOOK))
 
-    def adds(answer: str) -> bool:
-        return adds_from_sources(answer.removeprefix(SECOND_LOOK), question, sources)
-
-    def settle(held: str | None, piece: str) -> tuple[str | None, str]:
-        """(text still held back, text to pass on) once ``piece`` has arrived."""
-        if held is None:
-            return None, piece
-        held += piece
-        return (held, "") if ABSTENTION.startswith(held) else (None, held)
-
-    def needs_second_look(answer: str) -> bool:
-        """The abstention, or an answer that restates the question: nothing in it comes from the sources, and
-        nothing is missing from them either (an invented value is the support note's to call out)."""
-        return answer == ABSTENTION or not (adds(answer) or unsupported_terms(answer, question, sources))
-
-    def ending(answer: str, second_answer: str) -> str:
-        """What follows the first answer's text (none of it, if it is the abstention) once the second look is in."""
-        if not adds(second_answer):
-            return ABSTENTION if answer == ABSTENTION else ""
-        return second_answer if answer == ABSTENTION else " " + second_answer
-
     def pieces(prompts: Iterator[PromptValue]) -> Iterator[str]:
         for prompt in prompts:
-            answer, held = "", ""
+            answer = _FirstAnswer(question, sources)
             for chunk in first.stream(prompt):
-                answer += str(chunk.content)
-                held, out = settle(held, str(chunk.content))
-                if out:
-                    yield out
-            if held and held != ABSTENTION:
-                yield held
-            if needs_second_look(answer) and (rest := ending(answer, str(second.invoke(prompt).content))):
+                if passed := answer.feed(str(chunk.content)):
+                    yield passed
+            second_answer = str(second.invoke(prompt).content) if answer.needs_second_look() else ""
+            if rest := answer.finish(second_answer):
                 yield rest
 
     async def apieces(prompts: AsyncIterator[PromptValue]) -> AsyncIterator[str]:
         async for prompt in prompts:
-            answer, held = "", ""
+            answer = _FirstAnswer(question, sources)
             async for chunk in first.astream(prompt):
-                answer += str(chunk.content)
-                held, out = settle(held, str(chunk.content))
-                if out:
-                    yield out
-            if held and held != ABSTENTION:
-                yield held
-            if needs_second_look(answer) and (rest := ending(answer, str((await second.ainvoke(prompt)).content))):
+                if passed := answer.feed(str(chunk.content)):
+                    yield passed
+            second_answer = str((await second.ainvoke(prompt)).content) if answer.needs_second_look() else ""
+            if rest := answer.finish(second_answer):
                 yield rest
 
     return RunnableGenerator(pieces, apieces, name="grammar_answer")
