@@ -58,6 +58,9 @@ def _assembly_progress() -> Progress:
 # cores (27 -> 51 tokens/s for a 600-token prompt, scripts/bench_chat_prompt.py), and the prompt is most of an
 # answer's time.
 PROMPT_BATCH_TOKENS = 512
+# llama.cpp's flash attention reads the same prompt ~7 % faster on 2 cores (docs/eval/answers.md); llama-cpp-python
+# leaves it off unless asked.
+FLASH_ATTENTION = True
 
 
 def load_chat_model(settings: Settings) -> BaseChatModel:
@@ -70,6 +73,7 @@ def load_chat_model(settings: Settings) -> BaseChatModel:
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             n_threads=os.cpu_count(),
+            model_kwargs={"flash_attn": FLASH_ATTENTION},
             verbose=False,
             streaming=True,
         )
