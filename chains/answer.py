@@ -68,7 +68,9 @@ def citation_grammar(n_sources: int, opening: str = "") -> Any:
         f"root ::= {root}\n"
         # A period inside a sentence must be followed by a non-space ("os.walk", "3.11") or end the sentence right
         # before its citation ("… 128. [3]"): a ". " would start an uncited sentence.
-        'sentence ::= [^\\[\\]\\n. ] char{0,200} "."? " [" cite "]" "."?\n'
+        # Nor may a sentence begin with "(" or "#": small models copy the next source's "(label)" or a heading
+        # after a citation ("… [1] (tomllib > Examples) ## Examples Parsing a TOML …").
+        'sentence ::= [^\\[\\]\\n. (#] char{0,200} "."? " [" cite "]" "."?\n'
         'char ::= [^\\[\\]\\n.] | "." [^\\[\\]\\n .]\n'
         f'cite ::= num (", " num)?\nnum ::= {numbers}\n',
         verbose=False,

@@ -102,6 +102,16 @@ def test_an_abstention_or_a_restated_question_gets_a_second_look_that_must_add_f
     assert second.startswith(SECOND_LOOK) and extract_citations(second, sources)
 
 
+def test_no_answer_sentence_begins_with_a_copied_source_label_or_heading(kb):
+    from pgrag.chains.answer import citation_grammar
+
+    # Small models copy the prompt's "[n] (label) ## Heading" layout after a citation; the grammar lets no
+    # sentence begin with "(" or "#", even when asked to.
+    copy = "Repeat this text exactly: (Ferry timetable) ## Timetable The ferry leaves hourly [1]. (Tickets) Six euros [2]."
+    text = str(kb.models.chat_model.bind(grammar=citation_grammar(2)).invoke(copy).content)
+    assert not re.search(r"(^|\] |\]\. )[(#]", text), text
+
+
 def test_a_second_look_counts_only_if_it_adds_from_the_sources():
     sources = [Document("Tickets cost six euros at the kiosk on pier 4.")]
     assert adds_from_sources("Tickets are sold at the kiosk [1].", "Where are tickets sold?", sources)
