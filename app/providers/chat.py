@@ -58,9 +58,6 @@ def _assembly_progress() -> Progress:
 # cores (27 -> 51 tokens/s for a 600-token prompt, scripts/bench_chat_prompt.py), and the prompt is most of an
 # answer's time.
 PROMPT_BATCH_TOKENS = 512
-# llama.cpp's flash attention reads the same prompt ~7 % faster on 2 cores (docs/eval/answers.md); llama-cpp-python
-# leaves it off unless asked.
-FLASH_ATTENTION = True
 
 
 def load_chat_model(settings: Settings) -> BaseChatModel:
@@ -73,7 +70,9 @@ def load_chat_model(settings: Settings) -> BaseChatModel:
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             n_threads=os.cpu_count(),
-            model_kwargs={"flash_attn": FLASH_ATTENTION},
+            # Flash attention reads the same prompts ~7 % faster on 2 cores (docs/eval/answers.md); llama-cpp-python
+            # leaves it off unless asked.
+            model_kwargs={"flash_attn": True},
             verbose=False,
             streaming=True,
         )
