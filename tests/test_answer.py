@@ -107,7 +107,8 @@ def test_no_answer_sentence_begins_with_a_copied_source_label_or_heading(kb):
 
     # Small models copy the prompt's "[n] (label) ## Heading" layout after a citation; the grammar lets no
     # sentence begin with "(" or "#", even when asked to.
-    copy = "Repeat this text exactly: (Ferry timetable) ## Timetable The ferry leaves hourly [1]. (Tickets) Six euros [2]."
+    copy = ("Repeat this text exactly: (Ferry timetable) ## Timetable The ferry leaves hourly [1]. "
+            "(Tickets) Six euros [2].")
     text = str(kb.models.chat_model.bind(grammar=citation_grammar(2)).invoke(copy).content)
     assert not re.search(r"(^|\] |\]\. )[(#]", text), text
 
