@@ -215,8 +215,8 @@ def eval_answers(
     cases = load_cases(questions)[:limit]
     reports = []
     for spec in (models.split(",") if models else [None]):
-        with knowledge_base(chat_model=spec) as kb, _progress() as progress:
-            task = progress.add_task(f"Asking {kb.settings.chat_model}", total=len(cases), chunks=0)
+        with knowledge_base(chat_model=spec) as kb, _progress(count_chunks=False) as progress:
+            task = progress.add_task(f"Asking {kb.settings.chat_model}", total=len(cases))
             reports.append(evaluate_answers(kb, cases, collection or kb.settings.collection,
                                             on_case=lambda done, result: progress.update(task, completed=done)))
     # Figures as rows, models as columns: it stays readable in 80 columns with three models side by side.
@@ -438,9 +438,10 @@ def _ingest_dataset(kb: KnowledgeBase, dataset: BeirDataset, collection: str) ->
         errors.print(f"[yellow]{len(report.failed)} corpus entries skipped[/yellow], e.g. {report.failed[0]}")
 
 
-def _progress() -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[chunks]} chunks"), TimeElapsedColumn())
+def _progress(count_chunks: bool = True) -> Progress:
+    """A progress bar on stderr; with ``count_chunks``, beside it the task's ``chunks`` field (chunks embedded)."""
+    chunks = (TextColumn("{task.fields[chunks]} chunks"),) if count_chunks else ()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *chunks, TimeElapsedColumn())
     return Progress(*columns, console=errors)
 
 
