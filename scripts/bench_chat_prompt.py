@@ -29,6 +29,8 @@ PROMPT = (Path(__file__).resolve().parents[1] / "docs" / "retrieval.md").read_te
 def tokens_per_second(path: str, variant: str, n_ctx: int) -> float:
     """With the threads and context that app/providers/chat.py gives the model, only the variant's options varied."""
     n_batch, _, flash = variant.partition("+")
+    if flash not in ("", "flash"):
+        raise SystemExit(f"Unknown variant {variant!r}: a batch size, optionally followed by '+flash'.")
     llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=int(n_batch), flash_attn=flash == "flash",
                 n_threads=os.cpu_count(), verbose=False)
     n_tokens = len(llm.tokenize(PROMPT.encode()))

@@ -290,8 +290,7 @@ def unseen_words(conn: sa.Connection, collection_id: int, text: str) -> tuple[li
 def unseen_names(conn: sa.Connection, collection_id: int, names: Sequence[str]) -> list[str]:
     """The names that the text parser splits into several words (CSRF_TRUSTED_ORIGINS: "csrf", "trusted",
     "origins"; "PEP 695": "pep", "695") and that no chunk of the collection contains as that phrase, in the order
-    given. The words apart
-    may all be common; the name is what the question is about."""
+    given. The words apart may all be common; the name is what the question is about."""
     if not names:
         return []
     return list(conn.execute(sa.text(f"""
