@@ -27,8 +27,28 @@ def terms(text: str) -> set[str]:
     return {word.lower()[:6] for word in _WORD.findall(text) if word.lower() not in _STOP and len(word) > 2}
 
 
+_BLOCK_START = re.compile(r"[#>|*+-]|\d+[.)]\s|```")
+
+
+def unwrap_lines(text: str) -> str:
+    """Lines joined back into the paragraphs they were wrapped from, spaces collapsed. Documents keep their
+    authors' hard line breaks (HTML and Markdown sources wrapped at 80 columns, a table cell per line), which would
+    cut sentences in half and part a function's name from what is said about it ("os.cpu_count()" / "Return the
+    number of CPUs …"). A line goes on from the one before unless that one ends a sentence or is a heading, or it
+    starts a block: a list item, quote, table row or code fence."""
+    lines: list[str] = []
+    for line in (" ".join(raw.split()) for raw in text.split("\n")):
+        previous = lines[-1] if lines else ""
+        if line and previous and previous[-1] not in ".!?:;" and not previous.startswith("#") \
+                and not _BLOCK_START.match(line):
+            lines[-1] = f"{previous} {line}"
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split(" "))) if s and s.strip()]
+    return [s.strip() for s in _SENTENCE_END.split(unwrap_lines(text)) if s and s.strip()]
 
 
 def source_label(doc: Document) -> str:

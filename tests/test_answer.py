@@ -176,6 +176,17 @@ def test_excerpts_keep_the_sentences_about_the_question():
     assert "os.cpu_count() tells" in kept and "None if undetermined" in kept
     assert "many functions" not in kept and "wrappers" not in kept
 
+def test_sentences_wrapped_over_lines_are_read_whole():
+    from pgrag.chains.context import split_sentences
+
+    # As an HTML manual reaches the splitter: the author's line wraps kept, a table cell per line.
+    text = ("### Miscellaneous  \nos.cpu_count()\nReturn the number of CPUs in the system. Returns None if\n"
+            "undetermined.  \n- a list item\n- another one.\n%j  \nDay of the year as a\nzero-padded   decimal number.")
+    assert split_sentences(text) == [
+        "### Miscellaneous", "os.cpu_count() Return the number of CPUs in the system.", "Returns None if undetermined.",
+        "- a list item", "- another one.", "%j Day of the year as a zero-padded decimal number."]
+
+
 
 def test_best_source_is_listed_next_to_the_question():
     from pgrag.chains.context import format_context
