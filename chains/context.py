@@ -11,7 +11,6 @@ from collections import Counter
 from langchain_core.documents import Document
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z0-9`\"'(\[*>-])|\n+")
-NEXT_SENTENCE_SHARE = 0.3  # answer key in the prompt: 82 → 87 of 97 questions (docs/eval/answers.md)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
 _STOP = frozenset(
     "the and for are but not you all any can her was one our out has have had how its may new now see two way who "
@@ -61,15 +60,13 @@ def source_label(doc: Document) -> str:
 
 def excerpt(question: str, text: str, budget: int, weights: dict[str, float]) -> str:
     """The sentences of ``text`` that bear most on the question, in order, within ``budget`` characters; gaps
-    between kept sentences are marked with an ellipsis."""
+    between kept sentences are marked with an ellipsis. Sentences that share no word with the question are left
+    out even where the budget has room: a passage that barely bears on the question costs few prompt tokens."""
     sentences = split_sentences(text)
     if sum(len(s) + 1 for s in sentences) <= budget:
         return " ".join(sentences)
     wanted = terms(question)
-    matches = [sum(weights.get(term, 0.0) for term in terms(s) & wanted) for s in sentences]
-    # The sentence after one that names what is asked about often states the fact ("os.cpu_count(). Return the
-    # number of CPUs … None if undetermined."): it inherits a share of its predecessor's score.
-    scores = [score + NEXT_SENTENCE_SHARE * (matches[i - 1] if i else 0.0) for i, score in enumerate(matches)]
+    scores = [sum(weights.get(term, 0.0) for term in terms(s) & wanted) for s in sentences]
     chosen: set[int] = set()
     used = 0
     for index in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
