@@ -11,6 +11,7 @@ from collections import Counter
 from langchain_core.documents import Document
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z0-9`\"'(\[*>-])|\n+")
+_BLOCK_START = re.compile(r"[#>|*+-]|\d+[.)]\s|```")  # a line that starts a list item, quote, table row, fence
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
 _STOP = frozenset(
     "the and for are but not you all any can her was one our out has have had how its may new now see two way who "
@@ -24,9 +25,6 @@ _STOP = frozenset(
 def terms(text: str) -> set[str]:
     """Content words, crudely stemmed (first 6 letters), so 'replaces' meets 'replace'."""
     return {word.lower()[:6] for word in _WORD.findall(text) if word.lower() not in _STOP and len(word) > 2}
-
-
-_BLOCK_START = re.compile(r"[#>|*+-]|\d+[.)]\s|```")
 
 
 def unwrap_lines(text: str) -> str:

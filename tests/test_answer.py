@@ -175,6 +175,7 @@ def test_excerpts_keep_the_sentences_about_the_question():
     # The sentences sharing the question's words, not the others, although the budget would hold one more.
     assert kept == "The function os.cpu_count() tells how many processors there are. The number is None if unknown."
 
+
 def test_sentences_wrapped_over_lines_are_read_whole():
     from pgrag.chains.context import split_sentences
 
@@ -184,7 +185,6 @@ def test_sentences_wrapped_over_lines_are_read_whole():
     assert split_sentences(text) == [
         "### Miscellaneous", "os.cpu_count() Return the number of CPUs in the system.", "Returns None if undetermined.",
         "- a list item", "- another one.", "%j Day of the year as a zero-padded decimal number."]
-
 
 
 def test_best_source_is_listed_next_to_the_question():
