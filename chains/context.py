@@ -58,8 +58,9 @@ def source_label(doc: Document) -> str:
 
 def excerpt(question: str, text: str, budget: int, weights: dict[str, float]) -> str:
     """The sentences of ``text`` that bear most on the question, in order, within ``budget`` characters; gaps
-    between kept sentences are marked with an ellipsis. Sentences that share no word with the question are left
-    out even where the budget has room: a passage that barely bears on the question costs few prompt tokens."""
+    between kept sentences are marked with an ellipsis. A passage that fits the budget is kept whole; from a longer
+    one, sentences that share no word with the question are left out even where the budget has room, so a passage
+    that barely bears on the question costs few prompt tokens."""
     sentences = split_sentences(text)
     if sum(len(s) + 1 for s in sentences) <= budget:
         return " ".join(sentences)
