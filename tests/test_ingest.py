@@ -95,6 +95,26 @@ def test_an_html_title_is_read_as_text(tmp_path):
     assert loaders.load(page).metadata["title"] == "VACUUM — Manual & notes"
 
 
+def test_an_html_page_is_read_as_its_content_in_markdown(tmp_path):
+    """Navigation is left out, a table row keeps its cells together, and a paragraph wrapped in the page's source
+    reads as one line: what a browser shows, in the shape the splitter and the answer's excerpts need."""
+    from pgrag.ingest import loaders
+
+    page = tmp_path / "struct.html"
+    page.write_text(
+        "<html><body><div class='related' role='navigation'>previous | next | modules</div>"
+        "<div class='body' role='main'><h1>struct<a class='headerlink' href='#s'>¶</a></h1>"
+        "<p>The first character of the format\n   string selects the <em>byte order</em>.</p>"
+        "<table><tr><th>Character</th><th>Byte order</th></tr><tr><td><code>!</code></td>"
+        "<td>network (= big-endian)</td></tr></table></div>"
+        "<div class='sphinxsidebar'><h3>Previous topic</h3><p>codecs</p></div></body></html>")
+    text = loaders.load(page).sections[0].text
+    assert text.startswith("# struct\n")
+    assert "The first character of the format string selects the byte order." in text
+    assert "| `!` | network (= big-endian) |" in text
+    assert "previous" not in text.lower() and "codecs" not in text and "¶" not in text
+
+
 def test_html_and_pdf_text_is_searchable(kb, collection, tmp_path):
     kb.ingest([write_files(tmp_path / "d", GOOD)], collection=collection)
     html = kb.search_hits("museum opening hours", collection=collection, mode="lexical", k=1)[0]

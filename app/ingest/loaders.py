@@ -127,22 +127,28 @@ def _read_text(raw: bytes, kind: str) -> str:
     return _html_to_markdown(text) if kind == "html" else text
 
 
+# Page furniture that is not the page's content: navigation bars, sidebars, headers and footers, as HTML5 marks
+# them, as ARIA roles mark them, and as the common documentation generators mark them (Sphinx's sidebar and
+# related-pages bars, DocBook's navheader/navfooter), plus Sphinx's "¶" permalink after every heading.
+_HTML_FURNITURE = ("script, style, noscript, template, nav, header, footer, aside, [role=navigation], [role=banner], "
+                   "[role=contentinfo], [role=search], div.sphinxsidebar, div.related, div.footer, div.navheader, "
+                   "div.navfooter, a.headerlink")
+
+
 def _html_to_markdown(html: str) -> str:
-    """Keep headings as markdown headings so the splitter can cut at them; drop scripts and styles."""
+    """The page's main content as markdown (markdownify): headings the splitter can cut at, tables as rows whose
+    cells stay together, code as fenced blocks, and paragraphs on one line each, as a browser would flow them."""
     from bs4 import BeautifulSoup
+    from markdownify import ATX, MarkdownConverter
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    for anchor in soup.select("a.headerlink"):  # Sphinx's "¶" permalink after every heading
-        anchor.decompose()
-    for level in range(1, 7):
-        for heading in soup.find_all(f"h{level}"):
-            heading.replace_with(f"\n\n{'#' * level} {heading.get_text(' ', strip=True)}\n\n")
-    for block in soup.find_all(["p", "li", "pre", "tr", "div", "br"]):
-        block.insert_after("\n")
-    text = soup.body.get_text() if soup.body else soup.get_text()
-    return re.sub(r"\n\s*\n\s*\n+", "\n\n", text).strip()
+    for element in soup.select(_HTML_FURNITURE):
+        element.decompose()
+    content = soup.select_one("main, [role=main]") or soup.body or soup
+    markdown = MarkdownConverter(heading_style=ATX, bullets="-", wrap=True, wrap_width=None,
+                                 escape_asterisks=False, escape_underscores=False,
+                                 strip=["a", "img", "em", "i"]).convert_soup(content)
+    return re.sub(r"\n\s*\n\s*\n+", "\n\n", markdown).strip()
 
 
 def _read_pdf(raw: bytes) -> list[Section]:
@@ -252,8 +258,9 @@ def _record_text(record: dict[Any, Any]) -> str:
 
 
 # Bumped for a kind when what its reader extracts changes, so that re-ingesting such files rebuilds their chunks
-# (it is part of their content hash); kinds not listed are at version 1. html 2: titles' entities decoded.
-READER_VERSIONS = {"html": 2}
+# (it is part of their content hash); kinds not listed are at version 1. html 2: titles' entities decoded; html 3:
+# the page's main content as markdown (navigation left out, tables as rows, paragraphs reflowed).
+READER_VERSIONS = {"html": 3}
 
 READERS = {"pdf": _read_pdf, "docx": _read_docx, "pptx": _read_pptx, "epub": _read_epub, "csv": _read_csv,
            "jsonl": _read_jsonl}
