@@ -12,6 +12,8 @@ from langchain_core.documents import Document
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z0-9`\"'(\[*>-])|\n+")
 _BLOCK_START = re.compile(r"[#>|*+-]|\d+[.)]\s|```")  # a line that starts a list item, quote, table row, fence
+_DEFINITION = re.compile(r":\s+")  # a markdown definition (": what the term above means"), as HTML's <dd> is read
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
 _STOP = frozenset(
     "the and for are but not you all any can her was one our out has have had how its may new now see two way who "
@@ -32,11 +34,15 @@ def unwrap_lines(text: str) -> str:
     authors' hard line breaks (HTML and Markdown sources wrapped at 80 columns, a table cell per line), which would
     cut sentences in half and part a function's name from what is said about it ("os.cpu_count()" / "Return the
     number of CPUs …"). A line goes on from the one before unless that one ends a sentence or is a heading, or it
-    starts a block: a list item, quote, table row or code fence."""
+    starts a block: a list item, quote, table row or code fence. A definition goes on from its term after a dash
+    ("timeit.timeit(…, number=1000000) — Create a Timer …"), since a colon there would end the sentence."""
     lines: list[str] = []
     for line in (" ".join(raw.split()) for raw in text.split("\n")):
         previous = lines[-1] if lines else ""
-        if line and previous and previous[-1] not in ".!?:;" and not previous.startswith("#") \
+        definition = _DEFINITION.match(line)
+        if definition and previous:
+            lines[-1] = f"{previous} — {line[definition.end():]}"
+        elif line and previous and previous[-1] not in ".!?:;" and not previous.startswith("#") \
                 and not _BLOCK_START.match(line):
             lines[-1] = f"{previous} {line}"
         else:
@@ -44,8 +50,14 @@ def unwrap_lines(text: str) -> str:
     return "\n".join(lines)
 
 
+def without_code_marks(text: str) -> str:
+    """Inline code read as plain text: the backticks around every name in a manual's markdown cost the model prompt
+    tokens (5 % of them on the docs set) and tell it nothing the names do not."""
+    return _INLINE_CODE.sub(r"\1", text)
+
+
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(unwrap_lines(text)) if s and s.strip()]
+    return [without_code_marks(s).strip() for s in _SENTENCE_END.split(unwrap_lines(text)) if s and s.strip()]
 
 
 def source_label(doc: Document) -> str:
@@ -53,7 +65,7 @@ def source_label(doc: Document) -> str:
     title = str(doc.metadata.get("title") or "").split(" — ")[0].strip()
     headings = str(doc.metadata.get("headings") or "").strip()
     label = " > ".join(part for part in (title, headings.split(" > ")[-1] if headings else "") if part)
-    return label[:90]
+    return without_code_marks(label)[:90]
 
 
 def excerpt(question: str, text: str, budget: int, weights: dict[str, float]) -> str:

@@ -181,10 +181,12 @@ def test_sentences_wrapped_over_lines_are_read_whole():
 
     # As an HTML manual reaches the splitter: the author's line wraps kept, a table cell per line.
     text = ("### Miscellaneous  \nos.cpu_count()\nReturn the number of CPUs in the system. Returns None if\n"
-            "undetermined.  \n- a list item\n- another one.\n%j  \nDay of the year as a\nzero-padded   decimal number.")
+            "undetermined.  \n- a list item\n- another one.\n%j  \nDay of the year as a\nzero-padded   decimal number.\n"
+            "timeit.timeit(number=1000000)\n:   Create a Timer instance. Run it.")  # a <dd> as markdown writes it
     assert split_sentences(text) == [
         "### Miscellaneous", "os.cpu_count() Return the number of CPUs in the system.", "Returns None if undetermined.",
-        "- a list item", "- another one.", "%j Day of the year as a zero-padded decimal number."]
+        "- a list item", "- another one.", "%j Day of the year as a zero-padded decimal number.",
+        "timeit.timeit(number=1000000) — Create a Timer instance.", "Run it."]
 
 
 def test_best_source_is_listed_next_to_the_question():
