@@ -115,6 +115,15 @@ def test_an_html_page_is_read_as_its_content_in_markdown(tmp_path):
     assert "previous" not in text.lower() and "codecs" not in text and "¶" not in text
 
 
+def test_an_html_page_nested_too_deep_for_markdown_is_read_as_text(tmp_path):
+    """Unclosed tags nest a page as deep as they are many; such a page is still read, as plain text."""
+    from pgrag.ingest import loaders
+
+    page = tmp_path / "deep.html"
+    page.write_text("<html><body>" + "<div>" * 3000 + "<p>Deep inside.</p>" + "</div>" * 3000 + "</body></html>")
+    assert loaders.load(page).sections[0].text == "Deep inside."
+
+
 def test_html_and_pdf_text_is_searchable(kb, collection, tmp_path):
     kb.ingest([write_files(tmp_path / "d", GOOD)], collection=collection)
     html = kb.search_hits("museum opening hours", collection=collection, mode="lexical", k=1)[0]

@@ -145,9 +145,12 @@ def _html_to_markdown(html: str) -> str:
     for element in soup.select(_HTML_FURNITURE):
         element.decompose()
     content = soup.select_one("main, [role=main]") or soup.body or soup
-    markdown = MarkdownConverter(heading_style=ATX, bullets="-", wrap=True, wrap_width=None,
-                                 escape_asterisks=False, escape_underscores=False,
-                                 strip=["a", "img", "em", "i"]).convert_soup(content)
+    converter = MarkdownConverter(heading_style=ATX, bullets="-", wrap=True, wrap_width=None,
+                                  escape_asterisks=False, escape_underscores=False, strip=["a", "img", "em", "i"])
+    try:
+        markdown = converter.convert_soup(content)
+    except RecursionError:  # markdownify recurses per level: unclosed tags can nest a page hundreds of levels deep
+        markdown = content.get_text("\n")
     return re.sub(r"\n\s*\n\s*\n+", "\n\n", markdown).strip()
 
 
