@@ -147,7 +147,7 @@ def search(
 def search_result(number: int, doc: Document, query: str) -> Text:
     """One result in a few lines that fit any terminal: where it is (file name, section, chunk) first, then a
     snippet of its sentences that share most words with the query, those words highlighted, then the scores."""
-    from pgrag.chains.context import excerpt, source_label, terms
+    from pgrag.chains.context import excerpt, source_label, split_sentences, terms
 
     metadata = doc.metadata
     wanted = terms(query)
@@ -156,7 +156,7 @@ def search_result(number: int, doc: Document, query: str) -> Text:
     label = source_label(doc)
     place.append(f"  {label}" if label else "", style="cyan")
     place.append(f"  chunk {metadata['chunk_id']}", style="dim")
-    snippet = Text("   " + excerpt(query, doc.page_content, 240, dict.fromkeys(wanted, 1.0)))
+    snippet = Text("   " + excerpt(query, split_sentences(doc.page_content), 240, dict.fromkeys(wanted, 1.0)))
     for word in re.finditer(r"[A-Za-z_][A-Za-z0-9_]+", snippet.plain):
         if word.group().lower()[:6] in wanted:
             snippet.stylize("bold yellow", word.start(), word.end())

@@ -131,10 +131,13 @@ class Settings(BaseSettings):
     # A small model on 2 cores reads 40-70 prompt tokens/s (Qwen2.5 1.5B, AVX2-AVX-512): what goes into the prompt is budgeted.
     # Six sources, not four: correct 0.58 -> 0.73 on the tuning subset, total p50 14 s (docs/eval/answers.md).
     answer_sources: int = Field(6, gt=0, description="Retrieved passages given to the chat model by ask.")
-    # 400, not 450, since excerpts hold whole sentences: prompt read 7 % faster, as many right answers (answers.md).
+    # The best passage nearly whole, the others cut to their best sentences: the model states the answer most often
+    # when the passage listed next to the question holds it (docs/eval/answers.md).
+    answer_chars_best_source: int = Field(
+        1000, gt=50, description="Characters of the best passage in the prompt (a default chunk is at most 1000).")
     answer_chars_per_source: int = Field(
-        400, gt=50, description="Characters of each passage in the prompt: its sentences that share most words "
-        "with the question. Measured in docs/eval/answers.md.")
+        300, gt=50, description="Characters of each other passage in the prompt: its sentences that share most "
+        "words with the question. Measured in docs/eval/answers.md.")
 
     @property
     def pgdata(self) -> Path:

@@ -164,10 +164,13 @@ PROMPT_TOKENS = 600
 CHARS_PER_TOKEN = 3
 
 
-def chars_per_source(settings: Settings, n_sources: int) -> int:
-    """``answer_chars_per_source``, less when that many sources would not fit the context window."""
+def source_budgets(settings: Settings, n_sources: int) -> list[int]:
+    """Characters of each source in the prompt, best first: ``answer_chars_best_source`` for the best,
+    ``answer_chars_per_source`` for the others, all cut in proportion when they would not fit the context window."""
+    wanted = [settings.answer_chars_best_source] + [settings.answer_chars_per_source] * (n_sources - 1)
     room = (settings.context_window - settings.max_tokens - PROMPT_TOKENS) * CHARS_PER_TOKEN
-    return max(80, min(settings.answer_chars_per_source, room // max(n_sources, 1)))
+    scale = min(1.0, room / max(sum(wanted), 1))
+    return [max(80, int(chars * scale)) for chars in wanted[:n_sources]]
 
 
 def no_answer(sources: list[Any], health: dict[str, Any]) -> str:
@@ -228,9 +231,9 @@ def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: S
         sources, clock = inputs["sources"], inputs["clock"]
         if inputs["retrieval"]["weak"]:
             return no_answer(sources, inputs["retrieval"])
-        context = format_context(inputs["question"], sources, chars_per_source(settings, len(sources)))
+        context = format_context(inputs["question"], sources, source_budgets(settings, len(sources)))
         return (RunnableLambda(lambda _: {"question": inputs["question"], "context": context}) | prompt
-                | _model_for(llm, inputs["question"], sources) | citation_filter(len(sources), clock.piece)
+                | _model_for(llm, inputs["question"], sources) | citation_filter(inputs["question"], sources, clock.piece)
                 | support_note(inputs["question"], sources))
 
     def grounding(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -26,16 +26,21 @@ _CITATION = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?\]])\s+(?=[^\s\[])")
 
 
-def clean_citations(text: str, n_sources: int) -> str:
-    """Keep the valid numbers of each ``[n, m]``; a bracket left with none is removed."""
+def supporting_sources(claim: str, question: str, sources: list[Document]) -> list[int]:
+    """How much of what ``claim`` adds to the question each source holds: its words, numbers and code names, and
+    twice each quoted literal (`%j`, 'exist_ok=True')."""
+    said, literals = _terms(claim) - _terms(question), {x for x in _literals(claim) if x not in question}
+    return [len(said & _terms(doc.page_content)) + 2 * sum(x in doc.page_content for x in literals)
+            for doc in sources]
 
-    def keep(match: re.Match[str]) -> str:
-        numbers = [n for n in (int(x) for x in match.group(1).split(",")) if 1 <= n <= n_sources]
-        if not numbers:
-            return ""
-        return match.group(0)[: match.start(1) - match.start(0)] + ", ".join(map(str, numbers)) + "]"
 
-    return _CITATION.sub(keep, text)
+def repoint(numbers: list[int], support: list[int]) -> list[int]:
+    """Valid citation numbers, each one whose source holds nothing of the claim moved to the source that holds
+    most of it (the better ranked on a tie). The small model takes the right fact but often cites a neighbour of
+    its passage, most of all when the passage is long: citation precision 0.61 -> 0.71 (docs/eval/answers.md)."""
+    best = max(range(len(support)), key=lambda i: (support[i], -i), default=-1)
+    moved = [best + 1 if support[n - 1] == 0 and support[best] > 0 else n for n in numbers if 1 <= n <= len(support)]
+    return list(dict.fromkeys(moved))
 
 
 def extract_citations(answer: str, sources: list[Document]) -> list[dict[str, Any]]:
@@ -82,10 +87,11 @@ def uncited_sentences(answer: str) -> list[str]:
 
 class _Filter:
     """Streams text on, holding back only an unfinished ``[...]`` until it closes, so an invalid citation is
-    removed before anyone sees it."""
+    removed, and a misplaced one repointed (``repoint``), before anyone sees it."""
 
-    def __init__(self, n_sources: int, on_piece: Callable[[], None]) -> None:
-        self.n_sources, self.on_piece, self.held = n_sources, on_piece, ""
+    def __init__(self, question: str, sources: list[Document], on_piece: Callable[[], None]) -> None:
+        self.question, self.sources, self.on_piece = question, sources, on_piece
+        self.held = self.claim = ""  # the unfinished citation; the text since the last citation
 
     def feed(self, piece: str) -> str:
         self.on_piece()
@@ -96,11 +102,23 @@ class _Filter:
         while start > 0 and text[start - 1] == " ":  # a space may belong to a citation about to come
             start -= 1
         self.held, text = text[start:], text[:start]
-        return clean_citations(text, self.n_sources)
+        return self._cite(text)
 
     def flush(self) -> str:
         text, self.held = self.held, ""
-        return clean_citations(text, self.n_sources)
+        return self._cite(text)
+
+    def _cite(self, text: str) -> str:
+        out, end = [], 0
+        for match in _CITATION.finditer(text):
+            claim, self.claim = self.claim + text[end: match.start()], ""
+            numbers = repoint([int(n) for n in match.group(1).split(",")],
+                              supporting_sources(claim, self.question, self.sources))
+            opening = match.group(0)[: match.start(1) - match.start(0)]  # " [" or "["
+            out += [text[end: match.start()], f"{opening}{', '.join(map(str, numbers))}]" if numbers else ""]
+            end = match.end()
+        self.claim += text[end:]
+        return "".join(out) + text[end:]
 
 
 def _stream_step(make: Callable[[], Any], name: str) -> RunnableGenerator:
@@ -125,10 +143,12 @@ def _stream_step(make: Callable[[], Any], name: str) -> RunnableGenerator:
     return RunnableGenerator(pieces, apieces, name=name)
 
 
-def citation_filter(n_sources: int, on_piece: Callable[[], None] = lambda: None) -> RunnableGenerator:
-    """A streaming step (str → str) that removes citation numbers outside 1..``n_sources``; ``on_piece`` is
-    called as each piece arrives from the model (for the time to first token and the token rate)."""
-    return _stream_step(lambda: _Filter(n_sources, on_piece), "citation_filter")
+def citation_filter(question: str, sources: list[Document], on_piece: Callable[[], None] = lambda: None
+                    ) -> RunnableGenerator:
+    """A streaming step (str → str) that removes citation numbers that name no source and repoints those whose
+    source holds nothing of the sentence; ``on_piece`` is called as each piece arrives from the model (for the time
+    to first token and the token rate)."""
+    return _stream_step(lambda: _Filter(question, sources, on_piece), "citation_filter")
 
 
 # A small model that does not find the answer in its sources tends to invent one around a specific-looking value:

@@ -1,6 +1,7 @@
 """What of the retrieved passages goes into the prompt: a small model on 2 cores reads every prompt token (about
 40-70 tokens/s for Qwen2.5 1.5B), so each source is cut to the sentences that share the most words with the
-question, in their original order, within a character budget. Measured in docs/eval/answers.md."""
+question, in their original order, within a character budget (the best source's larger than the others').
+Measured in docs/eval/answers.md."""
 
 from __future__ import annotations
 
@@ -68,12 +69,12 @@ def source_label(doc: Document) -> str:
     return without_code_marks(label)[:90]
 
 
-def excerpt(question: str, text: str, budget: int, weights: dict[str, float]) -> str:
-    """The sentences of ``text`` that bear most on the question, in order, within ``budget`` characters; gaps
+def excerpt(question: str, sentences: list[str], budget: int, weights: dict[str, float]) -> str:
+    """The passage's sentences that bear most on the question, in order, within ``budget`` characters; gaps
     between kept sentences are marked with an ellipsis. A passage that fits the budget is kept whole; from a longer
     one, sentences that share no word with the question are left out even where the budget has room, so a passage
     that barely bears on the question costs few prompt tokens."""
-    sentences = split_sentences(text)
+    sentences = list(sentences)
     if sum(len(s) + 1 for s in sentences) <= budget:
         return " ".join(sentences)
     wanted = terms(question)
@@ -101,16 +102,18 @@ def excerpt(question: str, text: str, budget: int, weights: dict[str, float]) ->
     return " ".join(out)
 
 
-def format_context(question: str, sources: list[Document], chars_per_source: int) -> str:
+def format_context(question: str, sources: list[Document], budgets: list[int]) -> str:
     """Numbered sources for the prompt: ``[n] (label) excerpt``, numbered by rank but listed best last, next to
     the question that follows them: the small model reads the nearest passage most closely (correct and cited
-    0.61 → 0.68, docs/eval/answers.md). Rare question words weigh more (idf over the retrieved sentences), so the
-    sentence naming the specific thing asked about wins over generic ones."""
-    sentence_terms = [terms(s) for doc in sources for s in split_sentences(doc.page_content)]
+    0.61 → 0.68, docs/eval/answers.md). ``budgets`` gives each source's characters, best first, so the best passage
+    can go in (nearly) whole. Rare question words weigh more (idf over the retrieved sentences), so the sentence
+    naming the specific thing asked about wins over generic ones."""
+    sentences = [split_sentences(doc.page_content) for doc in sources]
+    sentence_terms = [terms(s) for found in sentences for s in found]
     counts = Counter(term for found in sentence_terms for term in found)
     n = max(len(sentence_terms), 1)
     weights = {term: math.log(1 + n / count) for term, count in counts.items()}
     return "\n".join(
-        f"[{number}] ({source_label(doc)}) {excerpt(question, doc.page_content, chars_per_source, weights)}"
-        for number, doc in reversed(list(enumerate(sources, 1)))
+        f"[{number}] ({source_label(doc)}) {excerpt(question, sentences[number - 1], budget, weights)}"
+        for number, doc, budget in reversed(list(zip(range(1, len(sources) + 1), sources, budgets)))
     )
