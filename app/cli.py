@@ -253,6 +253,9 @@ def eval_command(
     baselines: Annotated[bool, typer.Option(help="Also compute bm25s and ranx-fusion references.")] = True,
     modes: Annotated[Optional[str], typer.Option(help="Comma-separated subset of modes, e.g. hybrid,lexical.")]
     = None,
+    ingest: Annotated[bool, typer.Option(
+        help="Bring the collection up to date first, as a user's ingest would. --no-ingest evaluates it as it "
+        "stands, e.g. to compare collections built by older code.")] = True,
 ) -> None:
     """Ingest a BEIR dataset (once) and report nDCG@10, recall@100, MRR@10 and queries/s for every mode."""
     from pgrag.evaluation.beir import load_beir, read_query_ids
@@ -261,7 +264,10 @@ def eval_command(
     dataset = load_beir(dataset_dir, split, read_query_ids(queries) if queries else None)
     name = collection or dataset.collection
     with knowledge_base(**dataset.chunking) as kb:
-        _ingest_dataset(kb, dataset, name)
+        if ingest:
+            _ingest_dataset(kb, dataset, name)
+        else:
+            kb.require_collection(name)
         with console.status("Evaluating") as status:
             result = evaluate_dataset(
                 kb, dataset, name, expansion=expansion or kb.settings.expansion, with_baselines=baselines,

@@ -112,6 +112,24 @@ def test_eval_answers_on_a_tiny_question_set(collection, tmp_path, cli_env):
     assert metrics["first_token_p50_s"] is not None and "correct" in result.stdout
 
 
+def test_eval_can_leave_the_collection_as_it_stands(collection, tmp_path, cli_env, monkeypatch):
+    for key in ("PGRAG_DATA_DIR", "PGRAG_RERANKER"):
+        monkeypatch.setenv(key, cli_env[key])
+    folder = write_files(tmp_path / "beir", {
+        "corpus.jsonl": json.dumps({"_id": "d1", "title": "Tea", "text": "Green tea is steeped at 80 degrees."}),
+        "queries.jsonl": json.dumps({"_id": "q1", "text": "green tea temperature"}),
+        "qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n"})
+    args = ["eval", str(folder), "-c", collection, "--modes", "hybrid", "--no-baselines"]
+    missing = runner.invoke(app, [*args, "--no-ingest"])
+    assert missing.exit_code == 1 and collection in missing.stderr  # says which collection to ingest first
+    assert runner.invoke(app, args).exit_code == 0
+    # A corpus that changed since is not ingested: the collection is evaluated as built.
+    (folder / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "Tea", "text": "Steep it at 90 degrees."}))
+    assert runner.invoke(app, [*args, "--no-ingest"]).exit_code == 0
+    found = runner.invoke(app, ["search", "steeped at 80 degrees", "-c", collection, "--json"])
+    assert "80 degrees" in json.loads(found.stdout)[0]["content"]
+
+
 def postgres_running(pgdata) -> bool:
     return any(
         proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or [])
