@@ -74,7 +74,7 @@ def excerpt(question: str, sentences: list[str], budget: int, weights: dict[str,
     between kept sentences are marked with an ellipsis. A passage that fits the budget is kept whole; from a longer
     one, sentences that share no word with the question are left out even where the budget has room, so a passage
     that barely bears on the question costs few prompt tokens."""
-    sentences = list(sentences)
+    sentences = list(sentences)  # a copy: the best sentence may be cut to the budget below
     if sum(len(s) + 1 for s in sentences) <= budget:
         return " ".join(sentences)
     wanted = terms(question)
@@ -114,6 +114,6 @@ def format_context(question: str, sources: list[Document], budgets: list[int]) -
     n = max(len(sentence_terms), 1)
     weights = {term: math.log(1 + n / count) for term, count in counts.items()}
     return "\n".join(
-        f"[{number}] ({source_label(doc)}) {excerpt(question, sentences[number - 1], budget, weights)}"
-        for number, doc, budget in reversed(list(zip(range(1, len(sources) + 1), sources, budgets)))
+        f"[{number}] ({source_label(doc)}) {excerpt(question, found, budget, weights)}"
+        for number, (doc, found, budget) in reversed(list(enumerate(zip(sources, sentences, budgets), 1)))
     )
