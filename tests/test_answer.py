@@ -112,6 +112,15 @@ def test_no_answer_sentence_begins_with_a_copied_source_label_or_heading(kb):
     assert not re.search(r"(^|\] |\]\. )[(#]", text), text
 
 
+def test_an_unseen_english_word_counts_only_where_the_collection_would_hold_it_many_times():
+    from pgrag.retrieval import absence_is_telling
+
+    assert absence_is_telling("urllib3", 10)  # no English word list knows it: a name the collection lacks
+    assert absence_is_telling("pin", 1_151_933)  # expected 22 times in the Python manual
+    assert not absence_is_telling("quickly", 41_714)  # expected 4 times in 30 manual pages: may just not be used
+    assert not absence_is_telling("often", 60)
+
+
 def test_a_second_look_counts_only_if_it_adds_from_the_sources():
     sources = [Document("Tickets cost six euros at the kiosk on pier 4.")]
     assert adds_from_sources("Tickets are sold at the kiosk [1].", "Where are tickets sold?", sources)
