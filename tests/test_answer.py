@@ -132,7 +132,7 @@ def test_a_second_look_counts_only_if_it_adds_from_the_sources():
     assert adds_from_sources("It raises FrozenInstanceError [1].", "What does a frozen one raise?", coded)  # a name
 
 
-def test_invalid_citations_are_removed_and_uncited_sentences_found():
+def test_uncited_sentences_and_abstentions_are_found():
     assert uncited_sentences("Cited [1]. Not cited. Also cited [2].") == ["Not cited."]
     assert is_abstention("The sources do not say.") and not is_abstention("It says hello [1].")
 
