@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.documents import Document
@@ -66,8 +67,9 @@ def adds_from_sources(answer: str, question: str, sources: list[Document]) -> bo
     return bool((_terms(said) - _terms(question)) & _terms(text)) or any(literal in text for literal in literals)
 
 
-def _terms(text: str) -> set[str]:
-    return terms(text) | set(_stated_numbers(text)) | {name.lower() for name in code_names(text)}
+@lru_cache(maxsize=256)  # each source's terms are looked up once per citation while an answer streams
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(terms(text) | set(_stated_numbers(text)) | {name.lower() for name in code_names(text)})
 
 
 _LITERAL = re.compile(r"`([^`]+)`|'([^'\s]+)'|\"([^\"\s]+)\"")

@@ -14,7 +14,10 @@ from langchain_core.documents import Document
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z0-9`\"'(\[*>-])|\n+")
 _BLOCK_START = re.compile(r"[#>|*+-]|\d+[.)]\s|```")  # a line that starts a list item, quote, table row, fence
 _DEFINITION = re.compile(r":\s+")  # a markdown definition (": what the term above means"), as HTML's <dd> is read
-_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_FENCE = re.compile(r"`{3,}\w*")
+_INLINE_CODE = re.compile(r"(`+)([^`\n]+?)\1")
+_FOOTNOTE = re.compile(r"(?:(?<=[\w.,;:)”\"'])\s|^)\[\d{1,3}\](?=[\s.,;:]|$)")  # "calendar. [3] The", not a[0]
+_TABLE_RULE = re.compile(r"\|?(?:\s*:?-{3,}:?\s*\|)+")  # a markdown table's "| --- | --- |" row
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
 _STOP = frozenset(
     "the and for are but not you all any can her was one our out has have had how its may new now see two way who "
@@ -51,14 +54,18 @@ def unwrap_lines(text: str) -> str:
     return "\n".join(lines)
 
 
-def without_code_marks(text: str) -> str:
-    """Inline code read as plain text: the backticks around every name in a manual's markdown cost the model prompt
-    tokens (5 % of them on the docs set) and tell it nothing the names do not."""
-    return _INLINE_CODE.sub(r"\1", text)
+def without_markup(text: str) -> str:
+    """A sentence as plain words for the prompt. Code fences, inline-code backticks and a table's rule row cost the
+    model prompt tokens (backticks 5 % of them on the docs set) and tell it nothing the names do not; a fence left
+    in a joined sentence also paired the wrong backticks ("`` (Contributed by …) … os.makedirs()` functionality").
+    A footnote marker ("… calendar. [3] The ISO year …") would read as a citation of source 3."""
+    text = _INLINE_CODE.sub(r"\2", _FENCE.sub(" ", text))
+    return " ".join(_TABLE_RULE.sub(" ", _FOOTNOTE.sub("", text)).split())
 
 
 def split_sentences(text: str) -> list[str]:
-    return [without_code_marks(s).strip() for s in _SENTENCE_END.split(unwrap_lines(text)) if s and s.strip()]
+    sentences = (without_markup(s) for s in _SENTENCE_END.split(unwrap_lines(text)) if s)
+    return [s for s in sentences if s]
 
 
 def source_label(doc: Document) -> str:
@@ -66,7 +73,7 @@ def source_label(doc: Document) -> str:
     title = str(doc.metadata.get("title") or "").split(" — ")[0].strip()
     headings = str(doc.metadata.get("headings") or "").strip()
     label = " > ".join(part for part in (title, headings.split(" > ")[-1] if headings else "") if part)
-    return without_code_marks(label)[:90]
+    return without_markup(label)[:90]
 
 
 def excerpt(question: str, sentences: list[str], budget: int, weights: dict[str, float]) -> str:

@@ -207,6 +207,19 @@ def test_sentences_wrapped_over_lines_are_read_whole():
         "timeit.timeit(number=1000000) — Create a Timer instance.", "Run it."]
 
 
+def test_markup_reaches_the_prompt_as_plain_words():
+    from pgrag.chains.context import split_sentences
+
+    # A code block's closing fence is joined to the prose after it; a footnote marker looks like a citation.
+    text = ("```\n>>> p.exists()\nTrue\n```  \n(Added in 3.4.) The `Path.mkdir()` method takes ``exist_ok``.  \n"
+            "The ISO calendar is a variant of the Gregorian calendar. [3] Its year has 52 or 53 weeks.  \n"
+            "| Character | Byte order |\n| --- | --- |\n| ! | network |\n\na[0] is [1, 2] and x = [1].")
+    assert split_sentences(text) == [
+        ">>> p.exists() True", "(Added in 3.4.) The Path.mkdir() method takes exist_ok.",
+        "The ISO calendar is a variant of the Gregorian calendar.", "Its year has 52 or 53 weeks.",
+        "| Character | Byte order |", "| ! | network |", "a[0] is [1, 2] and x = [1]."]
+
+
 def test_best_source_is_listed_next_to_the_question():
     from pgrag.chains.context import format_context
 
