@@ -67,7 +67,7 @@ def adds_from_sources(answer: str, question: str, sources: list[Document]) -> bo
     return bool((_terms(said) - _terms(question)) & _terms(text)) or any(literal in text for literal in literals)
 
 
-@lru_cache(maxsize=256)  # each source's terms are looked up once per citation while an answer streams
+@lru_cache(maxsize=256)  # every citation of an answer compares its claim with each source: read each text once
 def _terms(text: str) -> frozenset[str]:
     return frozenset(terms(text) | set(_stated_numbers(text)) | {name.lower() for name in code_names(text)})
 
