@@ -115,6 +115,17 @@ def test_an_html_page_is_read_as_its_content_in_markdown(tmp_path):
     assert "previous" not in text.lower() and "codecs" not in text and "¶" not in text
 
 
+def test_no_break_spaces_stay_spaces_in_chunks(tmp_path):
+    """A no-break space ("Table&nbsp;8.2", a numbered heading) parts two words in what is shown, indexed and
+    embedded; LangChain's heading splitter, left to itself, drops it and glues them ("Table8.2")."""
+    page = tmp_path / "numeric.html"
+    page.write_text("<html><body><h3>8.1.1.&nbsp;Integer Types</h3><p>The ranges are listed in Table&nbsp;8.2,"
+                    "\tand\u2028more.</p></body></html>")
+    loaded = load(page)
+    [chunk] = Splitter(1000, 0, contextual=True).split(loaded.sections, loaded.kind, loaded.metadata["title"])
+    assert "Table 8.2, and\nmore." in chunk.text and chunk.metadata["headings"] == "8.1.1. Integer Types"
+
+
 def test_an_html_page_nested_too_deep_for_markdown_is_read_as_text(tmp_path):
     """Unclosed tags nest a page as deep as they are many; such a page is still read, as plain text."""
     from pgrag.ingest import loaders

@@ -260,10 +260,12 @@ def _record_text(record: dict[Any, Any]) -> str:
                      for key, value in record.items() if value not in (None, ""))
 
 
-# Bumped for a kind when what its reader extracts changes, so that re-ingesting such files rebuilds their chunks
-# (it is part of their content hash); kinds not listed are at version 1. html 2: titles' entities decoded; html 3:
-# the page's main content as markdown (navigation left out, tables as rows, paragraphs reflowed).
-READER_VERSIONS = {"html": 3}
+# Bumped for a kind when what is read from it, or how its text is cut into chunks, changes, so that re-ingesting
+# such files rebuilds their chunks (it is part of their content hash); kinds not listed are at version 1. html 2:
+# titles' entities decoded; html 3: the page's main content as markdown (navigation left out, tables as rows,
+# paragraphs reflowed); every kind split at headings, html 4 and the others 2: no-break and other Unicode spaces
+# kept as spaces (splitting.plain_spaces).
+READER_VERSIONS = {**{kind: 2 for kind in HEADED_KINDS}, "html": 4}
 
 READERS = {"pdf": _read_pdf, "docx": _read_docx, "pptx": _read_pptx, "epub": _read_epub, "csv": _read_csv,
            "jsonl": _read_jsonl}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,17 @@ from pgrag.ingest.loaders import HEADED_KINDS, Section
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+
+# LangChain's heading splitter drops every character that ``str.isprintable`` refuses, spaces other than ASCII's
+# among them, which glues the words on either side: the PostgreSQL manual's 33,898 no-break spaces ("Table 8.2",
+# "8.1.1. Integer Types") became "Table8.2" and "8.1.1.Integer Types", in what is shown, indexed and embedded.
+_UNICODE_SPACE = re.compile(r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_UNICODE_LINE_BREAK = re.compile(r"[\u2028\u2029]")
+
+
+def plain_spaces(text: str) -> str:
+    """``text`` with tabs and Unicode spaces as plain spaces and Unicode line separators as line breaks."""
+    return _UNICODE_LINE_BREAK.sub("\n", _UNICODE_SPACE.sub(" ", text))
 
 
 # How far into a chunk a context part counts as already said (a section's first chunk starts with its heading).
@@ -77,7 +89,7 @@ class Splitter:
         chunks: list[Chunk] = []
         for section in sections:
             parts = (
-                [(d.page_content, d.metadata) for d in self._headings.split_text(section.text)]
+                [(d.page_content, d.metadata) for d in self._headings.split_text(plain_spaces(section.text))]
                 if kind in HEADED_KINDS
                 else [(section.text, {})]
             )
