@@ -126,6 +126,17 @@ def test_no_break_spaces_stay_spaces_in_chunks(tmp_path):
     assert "Table 8.2, and\nmore." in chunk.text and chunk.metadata["headings"] == "8.1.1. Integer Types"
 
 
+def test_a_note_box_title_does_not_open_a_section(tmp_path):
+    """DocBook titles its note boxes with a heading; the text after the box stays in the section it is in."""
+    page = tmp_path / "app-psql.html"
+    page.write_text("<html><body><h2>Meta-Commands</h2><div class='note'><h3 class='title'>Note</h3><p>Quote "
+                    "arguments.</p></div><p>The timing command shows how long each statement takes.</p></body></html>")
+    loaded = load(page)
+    [chunk] = Splitter(1000, 0).split(loaded.sections, loaded.kind, loaded.metadata["title"])
+    assert chunk.metadata["headings"] == "Meta-Commands"
+    assert "Note:" in chunk.text and "# Note" not in chunk.text
+
+
 def test_an_html_page_nested_too_deep_for_markdown_is_read_as_text(tmp_path):
     """Unclosed tags nest a page as deep as they are many; such a page is still read, as plain text."""
     from pgrag.ingest import loaders

@@ -135,6 +135,12 @@ _HTML_FURNITURE = ("script, style, noscript, template, nav, header, footer, asid
                    "div.navfooter, a.headerlink")
 
 
+# A note, tip or warning box titled with a heading (DocBook's <div class="note"><h3>Note</h3>: 452 of them in the
+# PostgreSQL manual) would open a section of its own, and everything after the box up to the next real heading would
+# be filed under it ("psql > Note" for the whole list of meta-commands). Its title is read as a line of text.
+_ADMONITION_TITLES = ":is(.note, .tip, .warning, .caution, .important, .admonition) > :is(h1, h2, h3, h4, h5, h6)"
+
+
 def _html_to_markdown(html: str) -> str:
     """The page's main content as markdown (markdownify): headings the splitter can cut at, tables as rows whose
     cells stay together, code as fenced blocks, and paragraphs on one line each, as a browser would flow them."""
@@ -144,6 +150,10 @@ def _html_to_markdown(html: str) -> str:
     soup = BeautifulSoup(html, "html.parser")
     for element in soup.select(_HTML_FURNITURE):
         element.decompose()
+    for title in soup.select(_ADMONITION_TITLES):
+        title.name = "p"
+        if not title.get_text().rstrip().endswith((".", ":", "!", "?")):
+            title.append(":")
     content = soup.select_one("main, [role=main]") or soup.body or soup
     converter = MarkdownConverter(heading_style=ATX, bullets="-", wrap=True, wrap_width=None,
                                   escape_asterisks=False, escape_underscores=False, strip=["a", "img", "em", "i"])
@@ -264,8 +274,8 @@ def _record_text(record: dict[Any, Any]) -> str:
 # such files rebuilds their chunks (it is part of their content hash); kinds not listed are at version 1. html 2:
 # titles' entities decoded; html 3: the page's main content as markdown (navigation left out, tables as rows,
 # paragraphs reflowed); every kind split at headings, html 4 and the others 2: no-break and other Unicode spaces
-# kept as spaces (splitting.plain_spaces).
-READER_VERSIONS = {**{kind: 2 for kind in HEADED_KINDS}, "html": 4}
+# kept as spaces (splitting.plain_spaces); html 5: a note or tip box's title is no heading (_ADMONITION_TITLES).
+READER_VERSIONS = {**{kind: 2 for kind in HEADED_KINDS}, "html": 5}
 
 READERS = {"pdf": _read_pdf, "docx": _read_docx, "pptx": _read_pptx, "epub": _read_epub, "csv": _read_csv,
            "jsonl": _read_jsonl}
