@@ -1,12 +1,15 @@
-"""The BEIR evaluation runner and reranker training on a tiny BEIR-format dataset that the test writes."""
+"""The BEIR evaluation runner and reranker training on a tiny BEIR-format dataset that the test writes, and the
+committed answer sets' shape."""
 
 import json
+from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
 from typer.testing import CliRunner
 
 from pgrag.cli import app
+from pgrag.evaluation.answers import load_cases
 from pgrag.evaluation.beir import CORPUS_CHUNKING, holdout, load_beir
 from pgrag.evaluation.runner import METRICS, evaluate_dataset
 from pgrag.kb import KnowledgeBase
@@ -145,3 +148,12 @@ def test_tune_writes_questions_resumes_and_trains_without_labels(corpus_kb, tmp_
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len((out / "questions.jsonl").read_text().splitlines()) == 10
+
+
+@pytest.mark.parametrize("name", ["python-docs.jsonl", "postgres-docs.jsonl"])
+def test_the_committed_answer_sets_are_well_formed(name):
+    """Each answer set loads, mixes answerable and unanswerable questions, and no answer key is matched by its own
+    question (a key the question gives away would count an echo as a right answer)."""
+    cases = load_cases(Path(__file__).parents[1] / "docs" / "eval" / name)
+    assert {case.answerable for case in cases} == {True, False} and len({case.id for case in cases}) == len(cases)
+    assert not [case.id for case in cases if case.answerable and (not case.gold or case.key.search(case.question))]
