@@ -8,7 +8,8 @@ PYTHON=${PYTHON:-python3}
 
 # CMake options for llama.cpp: AVX2 as a portable base (GGML_NATIVE=OFF: a native build also turns on AMX tiles,
 # which a VM may report yet refuse, killing the process), plus AVX-512 where this CPU has it: the prompt, most of
-# an answer's time, is read 1.6x faster on 2 cores (docs/eval/answers.md, scripts/bench_chat_prompt.py).
+# an answer's time, is read 1.6x faster on 2 Sapphire Rapids cores and 1.4x on 2 Zen 4 cores (docs/eval/answers.md,
+# scripts/bench_chat_prompt.py).
 llama_cmake_args() {
   local flags args="-DGGML_NATIVE=OFF"
   flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2 || true) "
