@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pgrag.ingest.loaders import load
-from pgrag.ingest.splitting import Splitter
+from pgrag.ingest.splitting import Chunk, Splitter
 from conftest import minimal_pdf, write_files
 
 GOOD = {
@@ -115,24 +115,43 @@ def test_an_html_page_is_read_as_its_content_in_markdown(tmp_path):
     assert "previous" not in text.lower() and "codecs" not in text and "¶" not in text
 
 
+def split_file(page: Path, content: str, chunk_size: int = 1000, contextual: bool = False) -> list[Chunk]:
+    page.write_text(content)
+    loaded = load(page)
+    return Splitter(chunk_size, 0, contextual).split(loaded.sections, loaded.kind, loaded.metadata["title"])
+
+
 def test_no_break_spaces_stay_spaces_in_chunks(tmp_path):
     """A no-break space ("Table&nbsp;8.2", a numbered heading) parts two words in what is shown, indexed and
     embedded; LangChain's heading splitter, left to itself, drops it and glues them ("Table8.2")."""
-    page = tmp_path / "numeric.html"
-    page.write_text("<html><body><h3>8.1.1.&nbsp;Integer Types</h3><p>The ranges are listed in Table&nbsp;8.2,"
-                    "\tand\u2028more.</p></body></html>")
-    loaded = load(page)
-    [chunk] = Splitter(1000, 0, contextual=True).split(loaded.sections, loaded.kind, loaded.metadata["title"])
+    [chunk] = split_file(tmp_path / "numeric.html", "<html><body><h3>8.1.1.&nbsp;Integer Types</h3><p>The ranges "
+                         "are listed in Table&nbsp;8.2,\tand\u2028more.</p></body></html>", contextual=True)
     assert "Table 8.2, and\nmore." in chunk.text and chunk.metadata["headings"] == "8.1.1. Integer Types"
+
+
+def test_chunks_keep_code_indentation(tmp_path):
+    """Code in a chunk stays runnable, and a comment line in a code block opens no section."""
+    [chunk] = split_file(tmp_path / "guide.md", "# Guide\n\n## Loops\n\nCount down:\n\n"
+                         "```python\n# count down\nfor i in range(3):\n    print(i)\n```\n")
+    assert chunk.metadata["headings"] == "Guide > Loops"
+    assert "# count down\nfor i in range(3):\n    print(i)" in chunk.text
+
+
+def test_code_indentation_does_not_move_chunk_boundaries(tmp_path):
+    """Chunks end where they would end without indentation: sizes count the words that are indexed."""
+    lines = [f"{'    ' * (i % 3)}step_{i}(value={i})" for i in range(60)]
+    indented = split_file(tmp_path / "indented.md", "```\n" + "\n".join(lines) + "\n```\n", chunk_size=200)
+    flat = split_file(tmp_path / "flat.md", "```\n" + "\n".join(line.strip() for line in lines) + "\n```\n",
+                      chunk_size=200)
+    assert len(indented) > 3 and [c.text.split() for c in indented] == [c.text.split() for c in flat]
+    assert "\n    step_1(value=1)" in indented[0].text
 
 
 def test_a_note_box_title_does_not_open_a_section(tmp_path):
     """DocBook titles its note boxes with a heading; the text after the box stays in the section it is in."""
-    page = tmp_path / "app-psql.html"
-    page.write_text("<html><body><h2>Meta-Commands</h2><div class='note'><h3 class='title'>Note</h3><p>Quote "
-                    "arguments.</p></div><p>The timing command shows how long each statement takes.</p></body></html>")
-    loaded = load(page)
-    [chunk] = Splitter(1000, 0).split(loaded.sections, loaded.kind, loaded.metadata["title"])
+    [chunk] = split_file(tmp_path / "app-psql.html", "<html><body><h2>Meta-Commands</h2><div class='note'><h3 "
+                         "class='title'>Note</h3><p>Quote arguments.</p></div><p>The timing command shows how long "
+                         "each statement takes.</p></body></html>")
     assert chunk.metadata["headings"] == "Meta-Commands"
     assert "Note:" in chunk.text and "# Note" not in chunk.text
 

@@ -274,8 +274,9 @@ def _record_text(record: dict[Any, Any]) -> str:
 # such files rebuilds their chunks (it is part of their content hash); kinds not listed are at version 1. html 2:
 # titles' entities decoded; html 3: the page's main content as markdown (navigation left out, tables as rows,
 # paragraphs reflowed); every kind split at headings, html 4 and the others 2: no-break and other Unicode spaces
-# kept as spaces (splitting.plain_spaces); html 5: a note or tip box's title is no heading (_ADMONITION_TITLES).
-READER_VERSIONS = {**{kind: 2 for kind in HEADED_KINDS}, "html": 5}
+# kept as spaces (splitting.plain_spaces); html 5: a note or tip box's title is no heading (_ADMONITION_TITLES);
+# html 6 and the others 3: code keeps its indentation (splitting._marked_indentation).
+READER_VERSIONS = {**{kind: 3 for kind in HEADED_KINDS}, "html": 6}
 
 READERS = {"pdf": _read_pdf, "docx": _read_docx, "pptx": _read_pptx, "epub": _read_epub, "csv": _read_csv,
            "jsonl": _read_jsonl}

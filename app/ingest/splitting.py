@@ -26,6 +26,39 @@ def plain_spaces(text: str) -> str:
     return _UNICODE_LINE_BREAK.sub("\n", _UNICODE_SPACE.sub(" ", text))
 
 
+# LangChain's heading splitter also strips every line, and code lost its indentation. Inside code blocks, where
+# indentation is meaning, it goes through the splitters as braille blanks (printable, not whitespace) and comes back
+# as spaces. A chunk's size counts its text without them: what is embedded and indexed ignores indentation, and so
+# chunks end where they ended before code kept its indentation.
+_INDENT_MARK = "\u2800"
+_INDENT = re.compile(r"^ +")
+
+
+def _fence(line: str) -> str:
+    """The fence a line of markdown opens or closes a code block with, or "" (as LangChain's splitter sees it)."""
+    stripped = line.strip()
+    return next((mark for mark in ("```", "~~~") if stripped.startswith(mark) and stripped.count(mark) == 1), "")
+
+
+def _marked_indentation(markdown: str) -> str:
+    """``markdown`` with the leading spaces of each line in a code block as ``_INDENT_MARK``s."""
+    lines, fence = [], ""
+    for line in markdown.split("\n"):
+        mark = _fence(line)
+        if fence and mark != fence:
+            line = _INDENT.sub(lambda spaces: _INDENT_MARK * len(spaces.group()), line)
+        elif fence:
+            fence = ""
+        else:
+            fence = mark
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _text_length(text: str) -> int:
+    return len(text) - text.count(_INDENT_MARK)
+
+
 # How far into a chunk a context part counts as already said (a section's first chunk starts with its heading).
 CONTEXT_SEEN_CHARS = 300
 
@@ -71,8 +104,8 @@ class Splitter:
         self.fingerprint = f"recursive:{chunk_size}:{chunk_overlap}" + (":context" if contextual else "")
         self._headings = MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=False)
         self._recursive = RecursiveCharacterTextSplitter(
-            chunk_size=chunk_size, chunk_overlap=chunk_overlap, separators=_SEPARATORS, keep_separator="end"
-        )
+            chunk_size=chunk_size, chunk_overlap=chunk_overlap, separators=_SEPARATORS, keep_separator="end",
+            length_function=_text_length)
         self._sizes = {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
         self._code_splitters: dict[str, RecursiveCharacterTextSplitter] = {}
 
@@ -89,7 +122,8 @@ class Splitter:
         chunks: list[Chunk] = []
         for section in sections:
             parts = (
-                [(d.page_content, d.metadata) for d in self._headings.split_text(plain_spaces(section.text))]
+                [(d.page_content, d.metadata)
+                 for d in self._headings.split_text(_marked_indentation(plain_spaces(section.text)))]
                 if kind in HEADED_KINDS
                 else [(section.text, {})]
             )
@@ -97,7 +131,7 @@ class Splitter:
             for text, heading_metadata in parts:
                 path = [heading_metadata[key] for _, key in _HEADINGS if key in heading_metadata]
                 metadata = {**section.metadata, **({"headings": " > ".join(path)} if path else {})}
-                for piece in (p.strip() for p in splitter.split_text(text)):
+                for piece in (p.strip().replace(_INDENT_MARK, " ") for p in splitter.split_text(text)):
                     if piece:
                         context = chunk_context([title, *path], piece) if self.contextual else ""
                         chunks.append(Chunk(piece, metadata, context))
