@@ -167,10 +167,14 @@ def test_the_streamed_answer_never_shows_an_invalid_or_misplaced_citation():
     assert streamed(["Ferries run", " [", "5", "]", ". Tickets", " cost six [", "2", "]."]) == \
         "Ferries run. Tickets cost six [2]."
     assert streamed(["a [1]. b [7]. c [1, 9]."]) == "a [1]. b. c [1]."
-    # A citation whose source holds nothing of its sentence moves to the source that does; one that holds some stays.
+    # A citation whose source holds less than half as much of its sentence as the best one moves there; one that
+    # holds half or more stays.
     assert streamed(["They run hourly [2]. ", "A ticket costs six euros [1, ", "2]."]) == \
         "They run hourly [1]. A ticket costs six euros [2]."
+    assert streamed(["They leave hourly from pier 4, near the kiosk [2]."]) == \
+        "They leave hourly from pier 4, near the kiosk [1]."
     assert streamed(["They leave from pier 4 hourly [1]. Yes [2]."]) == "They leave from pier 4 hourly [1]. Yes [2]."
+    assert streamed(["Tickets cost six euros at pier 4 [1]."]) == "Tickets cost six euros at pier 4 [1]."
 
 
 def test_the_best_source_gets_the_most_room_and_all_fit_the_context_window(settings):
