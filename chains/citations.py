@@ -150,8 +150,8 @@ def _stream_step(make: Callable[[], Any], name: str) -> RunnableGenerator:
 def citation_filter(question: str, sources: list[Document], on_piece: Callable[[], None] = lambda: None
                     ) -> RunnableGenerator:
     """A streaming step (str → str) that removes citation numbers that name no source and repoints those whose
-    source holds too little of the sentence (``repoint``); ``on_piece`` is called as each piece arrives from the model (for the time
-    to first token and the token rate)."""
+    source holds too little of the sentence (``repoint``); ``on_piece`` is called as each piece arrives from the
+    model (for the time to first token and the token rate)."""
     return _stream_step(lambda: _Filter(question, sources, on_piece), "citation_filter")
 
 
