@@ -116,20 +116,19 @@ class Splitter:
                 Language(language), **self._sizes)
         return self._code_splitters[language]
 
+    def _heading_parts(self, text: str) -> list[tuple[str, list[str]]]:
+        """``text`` cut at its headings, each part with its heading path, spaces and code indentation kept."""
+        return [(d.page_content, [d.metadata[key] for _, key in _HEADINGS if key in d.metadata])
+                for d in self._headings.split_text(_marked_indentation(plain_spaces(text)))]
+
     def split(self, sections: list[Section], kind: str, title: str = "", language: str | None = None) -> list[Chunk]:
         if self.whole:
             return [Chunk(section.text.strip(), section.metadata) for section in sections if section.text.strip()]
         chunks: list[Chunk] = []
         for section in sections:
-            parts = (
-                [(d.page_content, d.metadata)
-                 for d in self._headings.split_text(_marked_indentation(plain_spaces(section.text)))]
-                if kind in HEADED_KINDS
-                else [(section.text, {})]
-            )
+            parts = self._heading_parts(section.text) if kind in HEADED_KINDS else [(section.text, [])]
             splitter = self._code_splitter(language) if language else self._recursive
-            for text, heading_metadata in parts:
-                path = [heading_metadata[key] for _, key in _HEADINGS if key in heading_metadata]
+            for text, path in parts:
                 metadata = {**section.metadata, **({"headings": " > ".join(path)} if path else {})}
                 for piece in (p.strip().replace(_INDENT_MARK, " ") for p in splitter.split_text(text)):
                     if piece:
