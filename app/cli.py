@@ -577,6 +577,8 @@ def config() -> None:
     values["reranker"] = f"{settings.reranker} -> {resolve_reranker_spec(settings)}"
     weight = Models(settings).blend_weight
     values["rerank_weight"] = f"{settings.rerank_weight} -> {'cross-encoder alone' if weight is None else weight}"
+    for key, resolved in zip(("dense_weight", "lexical_weight"), settings.fusion_weights):
+        values[key] = f"{values[key]} -> {resolved}"
     if values.get("database_url"):
         values["database_url"] = "(set)"
     for key, value in values.items():

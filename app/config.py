@@ -20,6 +20,10 @@ SearchMode = Literal["dense", "lexical", "hybrid"]
 Fusion = Literal["minmax", "rrf"]
 Expansion = Literal["none", "prf", "multi-query", "hyde"]
 
+# Dense and lexical weight of each fusion rule unless set: the best worst case over five corpora for min-max
+# fusion, equal weights for RRF (docs/eval/fusion.md).
+FUSION_WEIGHTS: dict[str, tuple[float, float]] = {"minmax": (1.5, 1.0), "rrf": (1.0, 1.0)}
+
 
 def default_data_dir() -> Path:
     """Where the embedded database and trained models live.
@@ -86,15 +90,15 @@ class Settings(BaseSettings):
     mode: SearchMode = "hybrid"
     top_k: int = Field(5, gt=0, description="Results returned by search and passed to the answer.")
     candidates: int = Field(50, gt=0, description="Rows each leg of hybrid search contributes before fusion.")
-    # Chosen by the worst case over five development corpora (scripts/tune_fusion.py, docs/eval/fusion.md): min-max
-    # fusion of both scores of every candidate, equal weights, is at least 0.033 above the better single leg on
-    # every one, as RRF k=5 is, and ahead of it on the docs set by 0.02 MRR@10.
+    # Chosen by the worst case over five development corpora (scripts/tune_fusion.py, docs/eval/fusion.md), then by
+    # the mean: min-max fusion of both scores of every candidate, dense weighted 1.5 to 1, is at least 0.03 above
+    # the better single leg on every one, as RRF k=5 is, and ahead of it on four of the five.
     fusion: Fusion = Field("minmax", description=(
-        "How hybrid search fuses its legs: minmax (each candidate's cosine and BM25 score, each scaled to its leg's "
-        "candidates, weighted) or rrf (reciprocal rank fusion of the two rankings, k = rrf_k)."))
+        "How hybrid search fuses its legs: minmax (each candidate's cosine and BM25 score, each scaled to [0, 1] "
+        "over all candidates, weighted) or rrf (reciprocal rank fusion of the two rankings, k = rrf_k)."))
     rrf_k: float = Field(5.0, gt=0)
-    dense_weight: float = Field(1.0, ge=0)
-    lexical_weight: float = Field(1.0, ge=0)
+    dense_weight: float | None = Field(None, ge=0, description="Unset: the fusion rule's own (FUSION_WEIGHTS).")
+    lexical_weight: float | None = Field(None, ge=0, description="Unset: the fusion rule's own (FUSION_WEIGHTS).")
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
     lexical_depth: int = Field(1000, ge=0, description="Postings the lexical leg reads per query term, highest BM25 impact first, before scoring its best chunks exactly; 0 reads whole posting lists (exact, slower as the collection grows). Measured in docs/scale.md.")
@@ -152,6 +156,13 @@ class Settings(BaseSettings):
     def log_file(self) -> Path:
         """Where the CLI writes warnings: libraries' (pypdf's) and each file ingest skipped, with the reason."""
         return self.data_dir / "logs" / "pgrag.log"
+
+    @property
+    def fusion_weights(self) -> tuple[float, float]:
+        """Dense and lexical weight of hybrid search: as set, else the fusion rule's measured defaults."""
+        dense, lexical = FUSION_WEIGHTS[self.fusion]
+        return (dense if self.dense_weight is None else self.dense_weight,
+                lexical if self.lexical_weight is None else self.lexical_weight)
 
     @property
     def models_dir(self) -> Path:

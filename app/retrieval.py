@@ -59,9 +59,10 @@ class Retrieval:
         """The one place where settings become search parameters."""
         s = self.settings
         k = k or s.top_k
+        dense_weight, lexical_weight = s.fusion_weights
         return SearchParams(
             mode=mode or s.mode, k=k, candidates=max(s.candidates, k), fusion=s.fusion, rrf_k=s.rrf_k,
-            dense_weight=s.dense_weight, lexical_weight=s.lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b,
+            dense_weight=dense_weight, lexical_weight=lexical_weight, bm25_k1=s.bm25_k1, bm25_b=s.bm25_b,
             lexical_depth=s.lexical_depth,
             filter=validation.metadata_filter(filter) or None,
             feedback_weight=s.prf_weight,

@@ -10,7 +10,9 @@ candidate rule is then scored offline with ranx, a page ranking at its best chun
 - ``rrf k=K lex=W``: Σ w_leg / (K + rank_leg) (dense weight 1);
 - ``minmax dense=A`` / ``zscore dense=A``: A · dense + (1 − A) · lexical, each leg's scores min-max normalised
   (or as z-scores) over its own candidates, a chunk the leg did not return counted at that leg's lowest;
-- ``... complete``: the same with the chunk's own score on the leg that did not return it (what the SQL computes);
+- ``... complete``: the same with the chunk's own score on the leg that did not return it;
+- ``... all candidates``: complete scores, each leg normalised over every candidate of both legs (what the SQL
+  computes for ``PGRAG_FUSION=minmax``);
 - ``adaptive rrf k=K alpha=A``: RRF with per-query leg weights from each leg's score distribution.
 
 The figure per dataset is nDCG@10 (MRR@10 for the docs set, whose questions have one gold page), and a rule's
@@ -68,16 +70,17 @@ def scaler(scores: list[float], how: str) -> Callable[[float], float]:
     return lambda score: (score - mean) / sd
 
 
-def score_sum(how: str, dense_weight: float, complete: bool) -> Rule:
+def score_sum(how: str, dense_weight: float, complete: bool, over_all: bool = False) -> Rule:
     """A · dense + (1 − A) · lexical on normalised scores; a chunk one leg missed gets its own score on that leg
-    (``complete``) or that leg's lowest."""
+    (``complete``) or that leg's lowest. The scale comes from the leg's own candidates, or from every candidate's
+    score on that leg (``over_all``, complete scores)."""
     def fuse(candidates):
         total = dict.fromkeys((c.chunk for c in candidates), 0.0)
         for i, weight in enumerate((dense_weight, 1 - dense_weight)):
             returned = [c.scores[i] for c in leg(candidates, i)]
             if not returned:
                 continue
-            scale, lowest = scaler(returned, how), min(returned)
+            scale, lowest = scaler([c.scores[i] for c in candidates] if over_all else returned, how), min(returned)
             for c in candidates:
                 total[c.chunk] += weight * scale(c.scores[i] if complete or c.ranks[i] is not None else lowest)
         return total
@@ -106,6 +109,7 @@ def rules() -> dict[str, Rule]:
         for complete in (False, True):
             candidates |= {f"{how} dense={a}{' complete' if complete else ''}": score_sum(how, a, complete)
                            for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
+        candidates |= {f"{how} dense={a} all candidates": score_sum(how, a, True, True) for a in (0.3, 0.4, 0.5, 0.6, 0.7)}
     candidates |= {f"adaptive rrf k={k} alpha={a}": adaptive_rrf(k, a) for k in (5, 10) for a in (0.3, 0.6, 1.0)}
     return candidates
 

@@ -56,12 +56,14 @@ def test_hybrid_finds_rare_term_that_dense_misses(kb, planted):
 
 def test_hybrid_scores_every_candidate_on_both_legs_and_fuses_them(kb, planted):
     """A chunk only one leg returned gets its exact score on the other leg too (cosine; BM25, none when no query term
-    is in it). Min-max fusion adds both scores, each scaled over its own leg's candidates; RRF adds reciprocal ranks."""
+    is in it). Min-max fusion adds both scores, each scaled over all candidates and weighted; RRF adds reciprocal
+    ranks."""
     def leg(mode: str) -> dict[int, float]:
         hits = kb.search_hits(RARE_QUERY, collection=planted, mode=mode, k=50)
         return {h.chunk_id: h.scores[f"{mode}_score"] for h in hits}
 
     cosine, bm25 = leg("dense"), leg("lexical")
+    candidates = {*list(cosine)[:3], *list(bm25)[:3]}  # each leg's best 3
 
     def hybrid(fusion: str):
         kb.retrieval.settings = kb.settings.model_copy(update={"candidates": 3, "fusion": fusion})
@@ -71,16 +73,18 @@ def test_hybrid_scores_every_candidate_on_both_legs_and_fuses_them(kb, planted):
             kb.retrieval.settings = kb.settings
 
     def scaled(scores: dict[int, float], chunk_id: int) -> float:
-        top = sorted(scores.values(), reverse=True)[:3]
-        return (scores.get(chunk_id, 0.0) - min(top)) / (max(top) - min(top))
+        over = [scores.get(c, 0.0) for c in candidates]
+        return (scores.get(chunk_id, 0.0) - min(over)) / (max(over) - min(over))
 
+    dense_weight, lexical_weight = kb.settings.fusion_weights
     hits = hybrid("minmax")
     rare = next(h for h in hits if h.content == RARE_PASSAGE)
     assert rare.scores["dense_rank"] is None and rare.scores["dense_score"] == pytest.approx(cosine[rare.chunk_id])
     for hit in hits:
         assert hit.scores["dense_score"] == pytest.approx(cosine[hit.chunk_id])
         assert hit.scores["lexical_score"] == (pytest.approx(bm25[hit.chunk_id]) if hit.chunk_id in bm25 else None)
-        assert hit.score == pytest.approx(scaled(cosine, hit.chunk_id) + scaled(bm25, hit.chunk_id))
+        assert hit.score == pytest.approx(dense_weight * scaled(cosine, hit.chunk_id)
+                                          + lexical_weight * scaled(bm25, hit.chunk_id))
     for hit in hybrid("rrf"):
         ranks = [hit.scores["dense_rank"], hit.scores["lexical_rank"]]
         assert hit.score == pytest.approx(sum(1 / (kb.settings.rrf_k + r) for r in ranks if r is not None))

@@ -133,36 +133,44 @@ dense_scores AS (
 
 
 def _minmax(leg: str) -> str:
-    """A chunk's score on ``leg`` scaled so that the leg's own candidates span [0, 1]; a chunk the leg did not
-    return scores below 0 (a missing BM25 score is 0: no query term). A leg that returned nothing adds 0."""
-    score = f"coalesce({leg}_scores.score, 0)"
-    return (f"CASE WHEN spans.{leg}_span > 0 THEN ({score} - spans.{leg}_min) / spans.{leg}_span"
-            f" WHEN {score} >= spans.{leg}_min THEN 1 ELSE 0 END")
+    """A chunk's score on ``leg`` scaled so that all candidates being fused span [0, 1] on it (a missing BM25
+    score is 0: no query term). A leg that returned nothing adds 0."""
+    score = f"coalesce(c.{leg}_score, 0)"
+    return (f"CASE WHEN NOT spans.{leg}_returned THEN 0"
+            f" WHEN spans.{leg}_span > 0 THEN ({score} - spans.{leg}_min) / spans.{leg}_span ELSE 1 END")
 
 
-# How the two legs' candidates are fused into one ranking (settings.fusion). Min-max fusion of both scores of
-# every candidate is Weaviate's relativeScoreFusion; RRF uses the ranks alone. Measured in docs/eval/fusion.md.
+# How the two legs' candidates are fused into one ranking (settings.fusion). Min-max fusion is Weaviate's
+# relativeScoreFusion, scaled here over every candidate of both legs; RRF uses the ranks alone. Measured in
+# docs/eval/fusion.md.
 FUSION_SCORES = {
     "minmax": f"CAST(:dense_weight AS float8) * ({_minmax('dense')})"
               f" + CAST(:lexical_weight AS float8) * ({_minmax('lexical')})",
-    "rrf": "coalesce(CAST(:dense_weight AS float8) / (:rrf_k + d.rank), 0)"
-           " + coalesce(CAST(:lexical_weight AS float8) / (:rrf_k + l.rank), 0)",
+    "rrf": "coalesce(CAST(:dense_weight AS float8) / (:rrf_k + c.dense_rank), 0)"
+           " + coalesce(CAST(:lexical_weight AS float8) / (:rrf_k + c.lexical_rank), 0)",
 }
 
 _FUSE = """
-spans AS (
-  SELECT d.low AS dense_min, d.high - d.low AS dense_span, l.low AS lexical_min, l.high - l.low AS lexical_span
-  FROM (SELECT min(score) AS low, max(score) AS high FROM dense) d,
-       (SELECT min(score) AS low, max(score) AS high FROM lexical) l
-),
-fused AS (
+candidates AS (
   SELECT f.chunk_id, d.rank AS dense_rank, dense_scores.score AS dense_score,
-         l.rank AS lexical_rank, lexical_scores.score AS lexical_score, {score} AS score
+         l.rank AS lexical_rank, lexical_scores.score AS lexical_score
   FROM (SELECT chunk_id FROM dense UNION SELECT chunk_id FROM lexical) f
   LEFT JOIN dense d USING (chunk_id)
   LEFT JOIN lexical l USING (chunk_id)
   LEFT JOIN dense_scores USING (chunk_id)
   LEFT JOIN scored lexical_scores USING (chunk_id)
+),
+spans AS (
+  -- Each leg's scale comes from every candidate's score on it, so both legs span the same chunks.
+  SELECT bool_or(dense_rank IS NOT NULL) AS dense_returned, min(coalesce(dense_score, 0)) AS dense_min,
+         max(coalesce(dense_score, 0)) - min(coalesce(dense_score, 0)) AS dense_span,
+         bool_or(lexical_rank IS NOT NULL) AS lexical_returned, min(coalesce(lexical_score, 0)) AS lexical_min,
+         max(coalesce(lexical_score, 0)) - min(coalesce(lexical_score, 0)) AS lexical_span
+  FROM candidates
+),
+fused AS (
+  SELECT c.*, {score} AS score
+  FROM candidates c
   CROSS JOIN spans
 )
 SELECT f.*, c.document_id, c.ordinal, c.content, c.metadata, doc.source

@@ -104,8 +104,8 @@ def evaluate_dataset(
         split_queries=len(dataset.queries),
         collection=collection,
         settings={key: getattr(settings, key) for key in (
-            "embeddings", "reranker", "fusion", "rrf_k", "dense_weight", "lexical_weight", "bm25_k1", "bm25_b",
-            "rerank_candidates")} | {"expansion": expansion},
+            "embeddings", "reranker", "fusion", "rrf_k", "bm25_k1", "bm25_b", "rerank_candidates")}
+        | dict(zip(("dense_weight", "lexical_weight"), settings.fusion_weights)) | {"expansion": expansion},
     )
     qrels = Qrels(dataset.qrels)
     modes: list[tuple[str, dict[str, Any]]] = [
