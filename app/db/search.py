@@ -28,19 +28,21 @@ from pgrag.db.spaces import Space
 
 @dataclass(frozen=True)
 class SearchParams:
-    mode: SearchMode = "hybrid"
-    k: int = 5
-    candidates: int = 50
-    fusion: Fusion = "minmax"
-    rrf_k: float = 60.0
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    bm25_k1: float = 0.9
-    bm25_b: float = 0.4
-    lexical_depth: int = 1000  # postings read per query term, best impact first; 0 reads whole lists (exact)
-    filter: dict[str, Any] | None = None
+    """One search's parameters; ``Retrieval.params`` makes them from the settings, which hold the defaults."""
+
+    mode: SearchMode
+    k: int
+    candidates: int
+    fusion: Fusion
+    rrf_k: float
+    dense_weight: float
+    lexical_weight: float
+    bm25_k1: float
+    bm25_b: float
+    lexical_depth: int  # postings read per query term, best impact first; 0 reads whole lists (exact)
+    filter: dict[str, Any] | None
+    feedback_weight: float
     feedback_terms: tuple[str, ...] = ()  # pseudo-relevance feedback lexemes added to the lexical query
-    feedback_weight: float = 0.5
 
 
 @dataclass(frozen=True)
