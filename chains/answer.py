@@ -15,7 +15,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda, RunnablePassthrough
 
 from pgrag.chains.citations import (
     ABSTENTION,
@@ -149,13 +149,28 @@ def _grammar_answer(llm: BaseChatModel, question: str, sources: list[Document]) 
     return RunnableGenerator(pieces, apieces, name="grammar_answer")
 
 
-def _model_for(llm: BaseChatModel, question: str, sources: list[Document]) -> Runnable:
-    """The chat model as a step from the prompt to the answer's text."""
+def _model_for(llm: BaseChatModel, question: str, sources: list[Document], on_piece: Callable[[], None]
+               ) -> RunnableGenerator:
+    """The chat model as a step from the prompt to the answer's text, streamed even when the chain is invoked
+    (``/rag/invoke``, ``KnowledgeBase.ask``), so that ``on_piece`` sees each piece as it comes: the timings' first
+    token and tokens/s are the model's in either case."""
     from langchain_community.chat_models import ChatLlamaCpp
 
-    if isinstance(llm, ChatLlamaCpp):
-        return _grammar_answer(llm, question, sources)
-    return llm | StrOutputParser()
+    model = _grammar_answer(llm, question, sources) if isinstance(llm, ChatLlamaCpp) else llm | StrOutputParser()
+
+    def pieces(prompts: Iterator[PromptValue], config: RunnableConfig) -> Iterator[str]:
+        for prompt in prompts:
+            for piece in model.stream(prompt, config):
+                on_piece()
+                yield piece
+
+    async def apieces(prompts: AsyncIterator[PromptValue], config: RunnableConfig) -> AsyncIterator[str]:
+        async for prompt in prompts:
+            async for piece in model.astream(prompt, config):
+                on_piece()
+                yield piece
+
+    return RunnableGenerator(pieces, apieces, name="chat_model")
 
 
 # The fixed part of the prompt (system prompt with its examples, labels, the question) in tokens, and a cautious
@@ -228,13 +243,13 @@ def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: S
                 "unseen_words": unseen, "weak": weak or bool(unseen)}
 
     def generate(inputs: dict[str, Any]) -> Runnable | str:
-        sources, clock = inputs["sources"], inputs["clock"]
+        question, sources, clock = inputs["question"], inputs["sources"], inputs["clock"]
         if inputs["retrieval"]["weak"]:
             return no_answer(sources, inputs["retrieval"])
-        context = format_context(inputs["question"], sources, source_budgets(settings, len(sources)))
-        return (RunnableLambda(lambda _: {"question": inputs["question"], "context": context}) | prompt
-                | _model_for(llm, inputs["question"], sources) | citation_filter(inputs["question"], sources, clock.piece)
-                | support_note(inputs["question"], sources))
+        context = format_context(question, sources, source_budgets(settings, len(sources)))
+        return (RunnableLambda(lambda _: {"question": question, "context": context}) | prompt
+                | _model_for(llm, question, sources, clock.piece) | citation_filter(question, sources)
+                | support_note(question, sources))
 
     def grounding(inputs: dict[str, Any]) -> dict[str, Any]:
         answer, sources = inputs["answer"], inputs["sources"]

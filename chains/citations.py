@@ -93,12 +93,11 @@ class _Filter:
     """Streams text on, holding back only an unfinished ``[...]`` until it closes, so an invalid citation is
     removed, and a misplaced one repointed (``repoint``), before anyone sees it."""
 
-    def __init__(self, question: str, sources: list[Document], on_piece: Callable[[], None]) -> None:
-        self.question, self.sources, self.on_piece = question, sources, on_piece
+    def __init__(self, question: str, sources: list[Document]) -> None:
+        self.question, self.sources = question, sources
         self.held = self.claim = ""  # the unfinished citation; the text since the last citation
 
     def feed(self, piece: str) -> str:
-        self.on_piece()
         text = self.held + piece
         start = text.rfind("[")
         if start == -1 or "]" in text[start:] or len(text) - start > 12:
@@ -147,12 +146,10 @@ def _stream_step(make: Callable[[], Any], name: str) -> RunnableGenerator:
     return RunnableGenerator(pieces, apieces, name=name)
 
 
-def citation_filter(question: str, sources: list[Document], on_piece: Callable[[], None] = lambda: None
-                    ) -> RunnableGenerator:
+def citation_filter(question: str, sources: list[Document]) -> RunnableGenerator:
     """A streaming step (str → str) that removes citation numbers that name no source and repoints those whose
-    source holds too little of the sentence (``repoint``); ``on_piece`` is called as each piece arrives from the
-    model (for the time to first token and the token rate)."""
-    return _stream_step(lambda: _Filter(question, sources, on_piece), "citation_filter")
+    source holds too little of the sentence (``repoint``)."""
+    return _stream_step(lambda: _Filter(question, sources), "citation_filter")
 
 
 # A small model that does not find the answer in its sources tends to invent one around a specific-looking value:

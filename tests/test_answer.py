@@ -33,6 +33,8 @@ def test_ask_cites_stored_sources(kb, ferry):
     answer = kb.ask("How often does the ferry to Skerry Island leave?", collection=ferry, k=3)
     assert re.search(r"every hour|hourly", answer.answer, re.IGNORECASE) and answer.citations
     assert answer.grounded and not answer.abstained
+    # Invoked, not streamed, and still timed as the model wrote: the first token before the last, token by token.
+    assert 0 < answer.timings["first_token_s"] < answer.timings["total_s"] and answer.timings["tokens"] > 1
     assert answer.sources[answer.citations[0]["number"] - 1].metadata["source"] == "ferry0.md"
     stored = {doc["source"] for doc in kb.documents(collection=ferry)}
     for citation in answer.citations:
