@@ -109,7 +109,8 @@ def rules() -> dict[str, Rule]:
         for complete in (False, True):
             candidates |= {f"{how} dense={a}{' complete' if complete else ''}": score_sum(how, a, complete)
                            for a in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
-        candidates |= {f"{how} dense={a} all candidates": score_sum(how, a, True, True) for a in (0.3, 0.4, 0.5, 0.6, 0.7)}
+        candidates |= {f"{how} dense={a} all candidates": score_sum(how, a, True, True)
+                       for a in (0.3, 0.4, 0.5, 0.6, 0.7)}
     candidates |= {f"adaptive rrf k={k} alpha={a}": adaptive_rrf(k, a) for k in (5, 10) for a in (0.3, 0.6, 1.0)}
     return candidates
 

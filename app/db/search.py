@@ -137,9 +137,9 @@ dense_scores AS (
 def _minmax(leg: str) -> str:
     """A chunk's score on ``leg`` scaled so that all candidates being fused span [0, 1] on it (a missing BM25
     score is 0: no query term). A leg that returned nothing adds 0."""
-    score = f"coalesce(c.{leg}_score, 0)"
+    score, low, high = f"coalesce(c.{leg}_score, 0)", f"spans.{leg}_low", f"spans.{leg}_high"
     return (f"CASE WHEN NOT spans.{leg}_returned THEN 0"
-            f" WHEN spans.{leg}_span > 0 THEN ({score} - spans.{leg}_min) / spans.{leg}_span ELSE 1 END")
+            f" WHEN {high} > {low} THEN ({score} - {low}) / ({high} - {low}) ELSE 1 END")
 
 
 # How the two legs' candidates are fused into one ranking (settings.fusion). Min-max fusion is Weaviate's
@@ -164,10 +164,10 @@ candidates AS (
 ),
 spans AS (
   -- Each leg's scale comes from every candidate's score on it, so both legs span the same chunks.
-  SELECT bool_or(dense_rank IS NOT NULL) AS dense_returned, min(coalesce(dense_score, 0)) AS dense_min,
-         max(coalesce(dense_score, 0)) - min(coalesce(dense_score, 0)) AS dense_span,
-         bool_or(lexical_rank IS NOT NULL) AS lexical_returned, min(coalesce(lexical_score, 0)) AS lexical_min,
-         max(coalesce(lexical_score, 0)) - min(coalesce(lexical_score, 0)) AS lexical_span
+  SELECT bool_or(dense_rank IS NOT NULL) AS dense_returned,
+         min(coalesce(dense_score, 0)) AS dense_low, max(coalesce(dense_score, 0)) AS dense_high,
+         bool_or(lexical_rank IS NOT NULL) AS lexical_returned,
+         min(coalesce(lexical_score, 0)) AS lexical_low, max(coalesce(lexical_score, 0)) AS lexical_high
   FROM candidates
 ),
 fused AS (
