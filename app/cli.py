@@ -167,7 +167,7 @@ def search_result(number: int, doc: Document, query: str) -> Text:
 
 @app.command()
 def ask(question: str, collection: CollectionOption = None,
-        k: Annotated[Optional[int], typer.Option("-k", help="Sources given to the model.")] = None,
+        k: Annotated[Optional[int], typer.Option("-k", help="Most sources given to the model.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output, printed at the end.")] = False,
         ) -> None:
     """Answer a question from the knowledge base, streaming the answer, then list the cited sources."""

@@ -340,8 +340,8 @@ class KnowledgeBase:
 
     # -- generate -----------------------------------------------------------------------------------------------
     def answer_chain(self, **retriever_options: Any) -> Runnable:
-        """The LCEL answer chain: ``{"question"}`` → the fields of ``Answer``; ``k`` sources go into the prompt
-        (default ``answer_sources``)."""
+        """The LCEL answer chain: ``{"question"}`` → the fields of ``Answer``; of ``k`` sources (default
+        ``answer_sources``), the first three and those scored close to the best go into the prompt."""
         retriever_options["k"] = retriever_options.get("k") or self.settings.answer_sources
         collection = retriever_options.get("collection")
         return build_answer_chain(self.retriever(**retriever_options), self.models.chat_model, self.settings,

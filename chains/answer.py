@@ -188,6 +188,22 @@ def source_budgets(settings: Settings, n_sources: int) -> list[int]:
     return [max(80, int(chars * scale)) for chars in wanted[:n_sources]]
 
 
+# Passages always given to the model, however far below the best: a small model often finds the answer in the
+# second or third (docs/eval/answers.md).
+ALWAYS_GIVEN = 3
+
+
+def close_to_best(sources: list[Document], settings: Settings) -> list[Document]:
+    """The passages worth their prompt tokens: the first ``ALWAYS_GIVEN``, then those whose fused score is at least
+    ``answer_score_share`` of the best one's. Only min-max fused scores say how far a passage falls behind the best;
+    reciprocal-rank scores follow from ranks alone, so under RRF fusion all of them are given."""
+    scores = [doc.metadata.get("scores", {}).get("fused") for doc in sources]
+    if settings.fusion != "minmax" or None in scores:
+        return sources
+    floor = settings.answer_score_share * max(scores, default=0.0)
+    return [doc for rank, (doc, score) in enumerate(zip(sources, scores)) if rank < ALWAYS_GIVEN or score >= floor]
+
+
 def no_answer(sources: list[Any], health: dict[str, Any]) -> str:
     """What ``ask`` says instead of calling the model when retrieval is weak, and why."""
     if not sources:
@@ -265,7 +281,7 @@ def build_answer_chain(retriever: BaseRetriever, llm: BaseChatModel, settings: S
 
     return (
         RunnablePassthrough.assign(clock=lambda _: _Clock())
-        .assign(sources=(lambda x: x["question"]) | retriever)
+        .assign(sources=(lambda x: x["question"]) | retriever | (lambda found: close_to_best(found, settings)))
         .assign(retrieval=RunnableLambda(retrieval_health))
         .assign(answer=RunnableLambda(generate))
         .assign(grounding=RunnableLambda(grounding))

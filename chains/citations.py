@@ -23,8 +23,10 @@ _ABSTAINS = re.compile(
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
-# A citation right after a full stop ("… 128. [3]") belongs to the sentence before it.
-_SENTENCE = re.compile(r"(?<=[.!?\]])\s+(?=[^\s\[])")
+# A sentence ends after a citation, or after a word's (or closing quote's) period, ? or !; a citation right after
+# a full stop ("… 128. [3]") belongs to the sentence before it. "@?" and "?|" are PostgreSQL operators
+# mid-sentence, as the citation grammar lets them be.
+_SENTENCE = re.compile(r"(?:(?<=[\w)\]\"'`”][.!?])|(?<=\]))\s+(?=[^\s\[])")
 
 
 def supporting_sources(claim: str, question: str, sources: list[Document]) -> list[int]:

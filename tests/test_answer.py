@@ -136,6 +136,7 @@ def test_a_second_look_counts_only_if_it_adds_from_the_sources():
 
 def test_uncited_sentences_and_abstentions_are_found():
     assert uncited_sentences("Cited [1]. Not cited. Also cited [2].") == ["Not cited."]
+    assert uncited_sentences("jsonb_path_ops supports @>, @? and @@. [2] Why? Cited [1].") == ["Why?"]
     assert is_abstention("The sources do not say.") and not is_abstention("It says hello [1].")
 
 
@@ -233,3 +234,18 @@ def test_best_source_is_listed_next_to_the_question():
     lines = format_context("How much is a ticket?", sources, [200, 200]).splitlines()
     # Numbered by rank, listed best last: the question follows the last line.
     assert lines[0].startswith("[2]") and lines[-1].startswith("[1]") and "six euros" in lines[-1]
+
+
+def test_passages_far_below_the_best_stay_out_of_the_prompt(settings):
+    from pgrag.chains.answer import close_to_best
+
+    def scored(*fused: float) -> list[Document]:
+        return [Document(page_content=f"p{i}", metadata={"scores": {"fused": s}}) for i, s in enumerate(fused)]
+
+    found = scored(2.0, 1.0, 0.9, 1.7, 1.5, 1.6)
+    share = settings.model_copy(update={"answer_score_share": 0.8})
+    # The first three always; after them, only those at 0.8 of the best score or more.
+    assert [doc.page_content for doc in close_to_best(found, share)] == ["p0", "p1", "p2", "p3", "p5"]
+    assert close_to_best(found, settings.model_copy(update={"answer_score_share": 0})) == found
+    # Reciprocal-rank scores say nothing of how far apart two passages are.
+    assert close_to_best(found, settings.model_copy(update={"fusion": "rrf"})) == found
