@@ -23,10 +23,10 @@ _ABSTAINS = re.compile(
     re.IGNORECASE,
 )
 _CITATION = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
-# A sentence ends after a citation, or after a word's (or closing quote's) period, ? or !; a citation right after
-# a full stop ("… 128. [3]") belongs to the sentence before it. "@?" and "?|" are PostgreSQL operators
+# A sentence ends after a citation, or after the period, ? or ! of a word, a percentage or a closing quote; a citation
+# after a full stop ("… 128. [3]") belongs to the sentence before it. "@?" and "?|" are PostgreSQL operators
 # mid-sentence, as the citation grammar lets them be.
-_SENTENCE = re.compile(r"(?:(?<=[\w)\]\"'`”][.!?])|(?<=\]))\s+(?=[^\s\[])")
+_SENTENCE = re.compile(r"(?:(?<=[\w%)\]\"'`”][.!?])|(?<=\]))\s+(?=[^\s\[])")
 
 
 def supporting_sources(claim: str, question: str, sources: list[Document]) -> list[int]:

@@ -137,6 +137,7 @@ def test_a_second_look_counts_only_if_it_adds_from_the_sources():
 def test_uncited_sentences_and_abstentions_are_found():
     assert uncited_sentences("Cited [1]. Not cited. Also cited [2].") == ["Not cited."]
     assert uncited_sentences("jsonb_path_ops supports @>, @? and @@. [2] Why? Cited [1].") == ["Why?"]
+    assert uncited_sentences("It fell by 50%. Cited [1].") == ["It fell by 50%."]
     assert is_abstention("The sources do not say.") and not is_abstention("It says hello [1].")
 
 
